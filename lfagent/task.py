@@ -14,6 +14,20 @@ class ClassSpec(BaseModel):
     name: str = Field(min_length=1)
     description: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _rejoin_flow_commas(cls, value):
+        # In `{name: SPAM, description: Self-promotion, links, requests}` YAML splits the description at
+        # each comma into keys with null values. Join them back: the flow style is the documented form.
+        if isinstance(value, dict) and "description" in value:
+            known = {"name", "description"}
+            strays = [k for k, v in value.items() if k not in known and v is None]
+            if strays:
+                rest = {k: v for k, v in value.items() if k not in strays}
+                rest["description"] = ", ".join([str(value["description"]), *map(str, strays)])
+                return rest
+        return value
+
 
 class TaskSpec(BaseModel):
     """What to label. Paths are relative to the task file's folder."""

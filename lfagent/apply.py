@@ -1,0 +1,96 @@
+"""Apply LFs to records and build the label matrix L (n x m, -1 = abstain).
+
+Trusted declarative kinds (keywords, embedding, and regexes that a person or the miner wrote) run here.
+Python code, and regexes an LLM wrote (a pattern can backtrack for hours), run only in the sandbox pool.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from lfagent.lf import ABSTAIN, LabelingFunction
+
+TRUSTED_SOURCES = ("mined", "user", "human")
+
+
+@dataclass
+class ApplyOutcome:
+    L: np.ndarray
+    errors: dict[str, str] = field(default_factory=dict)  # LF name -> why its votes are all abstain
+
+
+@lru_cache(maxsize=4096)
+def keyword_regex(keywords: tuple[str, ...]) -> re.Pattern:
+    """Whole-word, case-insensitive match of any keyword or phrase (internal whitespace flexible)."""
+    parts = sorted({r"\s+".join(map(re.escape, k.split())) for k in keywords if k.strip()}, key=len,
+                   reverse=True)
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
+
+
+@lru_cache(maxsize=4096)
+def _regex(pattern: str) -> re.Pattern:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def is_trusted(lf: LabelingFunction) -> bool:
+    if lf.kind in ("keywords", "embedding"):
+        return True
+    if lf.kind == "regex":
+        return lf.provenance.source.split(":")[0] in TRUSTED_SOURCES
+    return False
+
+
+def regex_as_code(lf: LabelingFunction) -> LabelingFunction:
+    """An untrusted regex becomes a code LF so that the sandbox's timeout guards it."""
+    source = (f"import re\n_P = re.compile({lf.pattern!r}, re.IGNORECASE)\n\n"
+              f"def label(record):\n    text = record.get('text') or ''\n"
+              f"    return {lf.label!r} if _P.search(text) else None\n")
+    return lf.model_copy(update={"kind": "code", "source": source, "pattern": None})
+
+
+def vote_column(lf: LabelingFunction, texts: list[str], class_index: int,
+                embeddings: np.ndarray | None) -> np.ndarray:
+    """Votes of one trusted declarative LF as class indices (-1 abstain)."""
+    n = len(texts)
+    if lf.kind == "embedding":
+        if embeddings is None:
+            raise ValueError(f"LF {lf.name} needs embeddings")
+        sims = embeddings @ np.asarray(lf.prototypes, dtype=np.float32).T
+        hit = sims.max(axis=1) >= lf.threshold
+    else:
+        rx = keyword_regex(tuple(lf.keywords)) if lf.kind == "keywords" else _regex(lf.pattern)
+        search = rx.search
+        hit = np.fromiter((search(t) is not None for t in texts), dtype=bool, count=n)
+    return np.where(hit, class_index, ABSTAIN).astype(np.int16)
+
+
+def apply_lfs(lfs: list[LabelingFunction], texts: list[str], class_names: list[str], *,
+              rows: list[dict] | None = None, embeddings: np.ndarray | None = None,
+              pool=None, text_field: str = "text") -> ApplyOutcome:
+    """Build L for `lfs` over the records. `pool` (a SandboxPool) is needed for code/untrusted LFs."""
+    n, m = len(texts), len(lfs)
+    L = np.full((n, m), ABSTAIN, dtype=np.int16)
+    errors: dict[str, str] = {}
+    sandboxed: list[tuple[int, LabelingFunction]] = []
+    for j, lf in enumerate(lfs):
+        if is_trusted(lf):
+            L[:, j] = vote_column(lf, texts, class_names.index(lf.label), embeddings)
+        else:
+            sandboxed.append((j, lf if lf.kind == "code" else regex_as_code(lf)))
+    if sandboxed:
+        if pool is None:
+            raise ValueError("code LFs need a sandbox pool")
+        records = rows if rows is not None else [{text_field: t} for t in texts]
+        if rows is not None and text_field != "text":
+            # LFs read record['text']; give them the task's text field under that name too.
+            records = [{**r, "text": t} for r, t in zip(rows, texts)]
+        result = pool.apply([lf for _, lf in sandboxed], records, class_names)
+        sub = result.matrix(class_names)
+        for column, (j, lf) in enumerate(sandboxed):
+            L[:, j] = sub[:, column]
+            if lf.name in result.errors:
+                errors[lf.name] = result.errors[lf.name]
+    return ApplyOutcome(L=L, errors=errors)

@@ -1,0 +1,140 @@
+"""Cross-fitted evaluation, calibration and the final fit (see lfagent/pipeline.py for the protocol)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel
+
+from lfagent.aggregate import expected_calibration_error
+from lfagent.calibration import Calibrator, fit_calibrator
+from lfagent.pipeline import Corpus, FittedModel, PipelineConfig, VoteCache, fit_once, fold_indices
+from lfagent.lf import LabelingFunction
+
+
+class Metrics(BaseModel):
+    """Figures measured on seeds that the model producing them never saw (cross-fitted)."""
+
+    seed_accuracy: float  # single-label: accuracy; multi-label: micro F1
+    seed_accuracy_low: float
+    seed_accuracy_high: float
+    seed_macro_f1: float
+    seed_ece: float
+    seed_ece_uncalibrated: float
+    seed_covered_fraction: float
+    unlabeled_coverage: float
+    n_seeds: int
+    n_unlabeled: int
+    n_candidates: int
+    n_kept: int
+    folds: int
+    label_model: str
+    extra: dict = {}
+
+
+@dataclass
+class PipelineResult:
+    final: FittedModel
+    calibrator: Calibrator
+    metrics: Metrics
+    probs: np.ndarray  # calibrated, unlabeled x k
+    covered: np.ndarray
+    heldout_probs: np.ndarray  # calibrated, cross-fitted, seeds x k
+    votes: VoteCache
+    fold_kept: list[list[str]] = field(default_factory=list)
+
+
+def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[LabelingFunction] = (),
+                 pins: dict[str, str] | None = None, pool=None, progress=None,
+                 votes: VoteCache | None = None) -> PipelineResult:
+    say = progress or (lambda message: None)
+    votes = votes or VoteCache(corpus, pool)
+    n = len(corpus.seed_y)
+    folds = fold_indices(corpus.seed_y, config.folds, config.seed, corpus.multi_label)
+    raw_heldout = np.zeros((n, corpus.k))
+    heldout_covered = np.zeros(n, dtype=bool)
+    fold_kept = []
+    for f, test in enumerate(folds):
+        say(f"cross-fit fold {f + 1}/{len(folds)}")
+        train = np.setdiff1d(np.arange(n), test)
+        model = fit_once(corpus, train, config, extra=extra, pins=pins, votes=votes)
+        L_seed, _ = votes.matrices(model.lfs)
+        emb = None if corpus.seed_emb is None else corpus.seed_emb[test]
+        raw_heldout[test], heldout_covered[test] = model.predict(L_seed[test], emb)
+        fold_kept.append([lf.name for lf in model.lfs])
+    heldout = _cross_calibrated(raw_heldout, corpus, folds)
+    say("final fit on all seeds")
+    final = fit_once(corpus, np.arange(n), config, extra=extra, pins=pins, votes=votes)
+    calibrator = fit_calibrator(raw_heldout, corpus.seed_y, multi_label=corpus.multi_label)
+    _, L_unl = votes.matrices(final.lfs)
+    raw_probs, covered = final.predict(L_unl, corpus.unl_emb)
+    probs = calibrator.transform(raw_probs)
+    metrics = _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, final)
+    return PipelineResult(final=final, calibrator=calibrator, metrics=metrics, probs=probs, covered=covered,
+                          heldout_probs=heldout, votes=votes, fold_kept=fold_kept)
+
+
+def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> np.ndarray:
+    """Calibrate each fold's held-out predictions with a calibrator fitted on the other folds."""
+    out = np.zeros_like(raw)
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(raw)), test)
+        out[test] = fit_calibrator(raw[train], corpus.seed_y[train], multi_label=corpus.multi_label).transform(raw[test])
+    return out
+
+
+def _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, final) -> Metrics:
+    y = corpus.seed_y
+    if corpus.multi_label:
+        micro, macro = multilabel_f1(y, heldout >= 0.5)
+        accuracy, low, high = micro, *_bootstrap_interval(y, heldout, config.seed)
+        ece = float(np.mean([expected_calibration_error(np.column_stack([1 - heldout[:, c], heldout[:, c]]), y[:, c])
+                             for c in range(corpus.k)]))
+        ece_raw = float(np.mean([expected_calibration_error(np.column_stack([1 - raw_heldout[:, c], raw_heldout[:, c]]), y[:, c])
+                                 for c in range(corpus.k)]))
+    else:
+        pred = heldout.argmax(axis=1)
+        correct = int((pred == y).sum())
+        accuracy = correct / len(y)
+        from lfagent.scoring import wilson_interval
+
+        low, high = wilson_interval(correct, len(y))
+        macro = macro_f1(y, pred, corpus.k)
+        ece = expected_calibration_error(heldout, y)
+        ece_raw = expected_calibration_error(raw_heldout, y)
+    model_name = getattr(final.label_model, "method_", None) or getattr(final.label_model, "method", "none")
+    return Metrics(seed_accuracy=float(accuracy), seed_accuracy_low=float(low), seed_accuracy_high=float(high),
+                   seed_macro_f1=float(macro), seed_ece=float(ece), seed_ece_uncalibrated=float(ece_raw),
+                   seed_covered_fraction=float(heldout_covered.mean()),
+                   unlabeled_coverage=float(covered.mean()) if len(covered) else 0.0,
+                   n_seeds=len(y), n_unlabeled=len(corpus.unl_texts), n_candidates=len(final.candidates),
+                   n_kept=len(final.lfs), folds=config.folds, label_model=str(model_name))
+
+
+def macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    scores = []
+    for c in range(k):
+        tp = np.sum((pred == c) & (y == c))
+        denominator = np.sum(pred == c) + np.sum(y == c)
+        if denominator:
+            scores.append(2 * tp / denominator)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def multilabel_f1(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    y, pred = np.asarray(y, bool), np.asarray(pred, bool)
+    tp = (y & pred).sum(axis=0)
+    fp = (~y & pred).sum(axis=0)
+    fn = (y & ~pred).sum(axis=0)
+    micro = 2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)
+    per_class = [2 * t / (2 * t + a + b) for t, a, b in zip(tp, fp, fn) if (2 * t + a + b) > 0]
+    return float(micro), float(np.mean(per_class)) if per_class else 0.0
+
+
+def _bootstrap_interval(y, probs, seed, rounds: int = 200) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(rounds):
+        sample = rng.integers(0, len(y), len(y))
+        scores.append(multilabel_f1(y[sample], probs[sample] >= 0.5)[0])
+    return float(np.quantile(scores, 0.025)), float(np.quantile(scores, 0.975))

@@ -1,0 +1,74 @@
+"""`lfagent run TASK.yaml --out RUN_DIR [--llm none|local|local:MODEL|openai:MODEL]` and `--resume RUN_DIR`."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lfagent.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", nargs="?", help="task.yaml (not needed with --resume)")
+    parser.add_argument("--out", help="run directory to write (created if missing)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run that stopped or was killed")
+    parser.add_argument("--llm", default=None,
+                        help="none | local | local:NAME_OR_PATH.gguf | openai:MODEL (default: openai when "
+                             "OPENAI_API_KEY/OPENAI_BASE_URL is set, else local)")
+    parser.add_argument("--rounds", type=int, default=3, help="agent rounds (LLM runs only)")
+    parser.add_argument("--max-llm-calls", type=int, default=None, help="stop asking the LLM after this many calls")
+    parser.add_argument("--max-tokens", type=int, default=None, help="stop after this many LLM tokens in total")
+    parser.add_argument("--seed", type=int, default=0, help="seed for folds and every random choice")
+    parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds over the seeds")
+    parser.add_argument("--no-embeddings", action="store_true", help="no MiniLM LFs or fallback (faster)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def main(args: argparse.Namespace) -> int:
+    from lfagent.faces.progress import Progress
+
+    progress = Progress(False if args.quiet else None)
+    run_dir, task_path = _locations(args)
+    from lfagent.agent import run_agent
+
+    summary = run_agent(task_path, run_dir, llm=args.llm, rounds=args.rounds, max_llm_calls=args.max_llm_calls,
+                        max_tokens=args.max_tokens, seed=args.seed, folds=args.folds,
+                        embed=not args.no_embeddings, progress=progress, resume=bool(args.resume))
+    print(_summary_text(run_dir, summary))
+    return 0
+
+
+def _locations(args) -> tuple[Path, Path]:
+    if args.resume:
+        run_dir = Path(args.resume)
+        state = run_dir / "run.sqlite"
+        if not state.is_file():
+            raise InputError("not a run directory (no run.sqlite)", path=run_dir)
+        from lfagent.store import RunStore
+
+        store = RunStore(run_dir)
+        task_path = store.get_meta("task_path")
+        store.close()
+        if not task_path:
+            raise InputError("run has no recorded task file", path=state)
+        return run_dir, Path(task_path)
+    if not args.task or not args.out:
+        raise InputError("give TASK.yaml and --out RUN_DIR (or --resume RUN_DIR)")
+    return Path(args.out), Path(args.task)
+
+
+def _summary_text(run_dir: Path, summary: dict) -> str:
+    m = summary["metrics"]
+    lines = [f"run {summary['run_id']}: {m['n_kept']} LFs kept of {m['n_candidates']} candidates; "
+             f"label model {m['label_model']}",
+             f"cross-fitted seed accuracy {m['seed_accuracy']:.3f} "
+             f"[{m['seed_accuracy_low']:.3f}, {m['seed_accuracy_high']:.3f}], ECE {m['seed_ece']:.3f}; "
+             f"unlabeled coverage {m['unlabeled_coverage']:.3f}"]
+    if summary.get("test"):
+        lines.append("held-out test: " + json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                                                     for k, v in summary["test"].items()}))
+    if summary.get("llm"):
+        u = summary["llm"]
+        lines.append(f"LLM: {u['calls']} calls, {u['prompt_tokens'] + u['completion_tokens']} tokens")
+    lines.append(f"wrote {run_dir / 'silver.jsonl'} ({summary['n_silver']} records), lfs.txt, metrics.json")
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""The core path: candidates -> votes -> selection -> label model -> calibration -> silver probabilities.
+
+Honest use of seeds (cross-fitting):
+1. Seeds are split into K folds. For each fold, everything that learns from seeds (mining, LF selection,
+   label-model choice, the embedding fallback) sees only the other folds; the held-out fold is then
+   predicted. This gives one honest, uncalibrated prediction per seed.
+2. The calibrator applied to the final model is fitted on those held-out predictions.
+3. Reported calibrated figures (accuracy, ECE) use, for each fold, a calibrator fitted on the *other*
+   folds' held-out predictions. No reported figure is fitted on the seeds it is measured on.
+The final model is then refit on all seeds.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel
+
+from lfagent.aggregate import LabelModel, MultiLabelModel
+from lfagent.apply import apply_lfs
+from lfagent.lf import ABSTAIN, LabelingFunction
+from lfagent.propose.mined import mine_embedding_lfs, mine_ngram_lfs
+from lfagent.scoring import select_lfs
+
+
+class PipelineConfig(BaseModel):
+    folds: int = 5
+    seed: int = 0
+    mine_ngrams: bool = True
+    mine_embeddings: bool = True
+    max_ngram: int = 3
+    min_votes: int = 3
+    label_model: str = "auto"  # auto | majority | dawid_skene
+    fallback: str = "embedding"  # embedding (logistic regression on seed embeddings) | prior
+
+
+@dataclass
+class Corpus:
+    """Seeds and unlabeled records with their embeddings (None when no embedding is used)."""
+
+    class_names: list[str]
+    multi_label: bool
+    seed_texts: list[str]
+    seed_y: np.ndarray
+    unl_texts: list[str]
+    seed_emb: np.ndarray | None = None
+    unl_emb: np.ndarray | None = None
+    seed_rows: list[dict] | None = None
+    unl_rows: list[dict] | None = None
+
+    @property
+    def k(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass
+class FittedModel:
+    """What one fit learned: the kept LFs, the label model and the fallback for uncovered records."""
+
+    lfs: list[LabelingFunction]
+    label_model: object
+    fallback: object | None
+    prior: np.ndarray
+    multi_label: bool
+    dropped: dict[str, str] = field(default_factory=dict)
+    candidates: list[LabelingFunction] = field(default_factory=list)
+
+    def predict(self, L: np.ndarray, emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Uncalibrated probabilities (n x k) and the covered flag (n,)."""
+        n = L.shape[0]
+        covered = (L != ABSTAIN).any(axis=1) if L.shape[1] else np.zeros(n, dtype=bool)
+        if L.shape[1]:
+            probs = self.label_model.predict_proba(L).astype(float)
+        else:
+            probs = np.tile(self.prior, (n, 1))
+        if (~covered).any():
+            probs[~covered] = self._fallback_probs(emb, ~covered)
+        return probs, covered
+
+    def _fallback_probs(self, emb, mask) -> np.ndarray:
+        if self.fallback is None or emb is None:
+            return np.tile(self.prior, (int(mask.sum()), 1))
+        return fallback_predict(self.fallback, emb[mask], self.multi_label, len(self.prior))
+
+
+ProgressFn = Callable[[str], None]
+
+
+def candidate_lfs(corpus: Corpus, train: np.ndarray, config: PipelineConfig,
+                  extra: list[LabelingFunction]) -> list[LabelingFunction]:
+    """Mined LFs from the training seeds, plus LFs from elsewhere (LLM, user)."""
+    texts = [corpus.seed_texts[i] for i in train]
+    y = corpus.seed_y[train]
+    lfs: list[LabelingFunction] = []
+    if config.mine_ngrams:
+        lfs += mine_ngram_lfs(texts, y, corpus.class_names, unlabeled_texts=corpus.unl_texts,
+                              max_n=config.max_ngram, multi_label=corpus.multi_label)
+    if config.mine_embeddings and corpus.seed_emb is not None:
+        lfs += mine_embedding_lfs(corpus.seed_emb[train], y, corpus.class_names, multi_label=corpus.multi_label)
+    names = {lf.name for lf in lfs}
+    return lfs + [lf for lf in extra if lf.name not in names]
+
+
+def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
+             extra: list[LabelingFunction] = (), pins: dict[str, str] | None = None,
+             votes: "VoteCache | None" = None) -> FittedModel:
+    """Mine, select, and fit on the seeds `train` (indices) plus the whole unlabeled set.
+
+    `pins` maps LF names to 'keep' (kept whatever scoring says) or 'drop' (never a candidate).
+    """
+    pins = pins or {}
+    candidates = [lf for lf in candidate_lfs(corpus, train, config, list(extra)) if pins.get(lf.name) != "drop"]
+    votes = votes or VoteCache(corpus)
+    L_seed, L_unl = votes.matrices(candidates)
+    y = corpus.seed_y[train]
+    selection = select_lfs(L_seed[train], y, L_unl, cardinality=corpus.k, names=[lf.name for lf in candidates],
+                           lf_labels=[_label_index(lf, corpus.class_names) for lf in candidates],
+                           min_votes=config.min_votes)
+    dropped = dict(selection.dropped)
+    dropped.update({name: f"sandbox: {why}" for name, why in votes.errors.items()
+                    if name in {lf.name for lf in candidates}})
+    chosen = set(selection.kept) | {name for name, pin in pins.items() if pin == "keep"}
+    keep = [j for j, lf in enumerate(candidates) if lf.name in chosen and lf.name not in votes.errors]
+    kept = [candidates[j] for j in keep]
+    prior = class_prior(y, corpus.k, corpus.multi_label)
+    model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
+    fallback = None
+    if config.fallback == "embedding" and corpus.seed_emb is not None:
+        fallback = fit_fallback(corpus.seed_emb[train], y, corpus.multi_label, config.seed)
+    return FittedModel(lfs=kept, label_model=model, fallback=fallback, prior=prior,
+                       multi_label=corpus.multi_label, dropped=dropped, candidates=candidates)
+
+
+def fit_label_model(L_unl, L_dev, y_dev, corpus: Corpus, config: PipelineConfig):
+    if corpus.multi_label:
+        return MultiLabelModel(cardinality=corpus.k).fit(L_unl, seed=config.seed)
+    model = LabelModel(cardinality=corpus.k, method=config.label_model)
+    return model.fit(L_unl, seed=config.seed, L_dev=L_dev, y_dev=y_dev)
+
+
+def _label_index(lf: LabelingFunction, class_names: list[str]) -> int:
+    return class_names.index(lf.label) if lf.label in class_names else -1
+
+
+def class_prior(y: np.ndarray, k: int, multi_label: bool) -> np.ndarray:
+    if multi_label:
+        return (np.asarray(y, dtype=float).sum(axis=0) + 0.5) / (len(y) + 1.0)
+    counts = np.bincount(np.asarray(y, dtype=int), minlength=k) + 1.0
+    return counts / counts.sum()
+
+
+def fit_fallback(emb: np.ndarray, y: np.ndarray, multi_label: bool, seed: int):
+    """Logistic regression on seed embeddings: the fallback for records no LF covers."""
+    from sklearn.linear_model import LogisticRegression
+
+    if multi_label:
+        models = []
+        for c in range(y.shape[1]):
+            column = y[:, c]
+            models.append(LogisticRegression(C=1.0, max_iter=500, random_state=seed).fit(emb, column)
+                          if 0 < column.sum() < len(column) else float(column.mean()))
+        return models
+    if len(np.unique(y)) < 2:
+        return None
+    return LogisticRegression(C=1.0, max_iter=1000, random_state=seed).fit(emb, y)
+
+
+def fallback_predict(model, emb: np.ndarray, multi_label: bool, k: int) -> np.ndarray:
+    if multi_label:
+        return np.column_stack([m.predict_proba(emb)[:, 1] if not isinstance(m, float) else np.full(len(emb), m)
+                                for m in model])
+    probs = np.zeros((len(emb), k))
+    probs[:, model.classes_] = model.predict_proba(emb)
+    return probs
+
+
+class VoteCache:
+    """Votes per LF fingerprint, so an LF shared by several folds is applied to the corpus once."""
+
+    def __init__(self, corpus: Corpus, pool=None):
+        self.corpus = corpus
+        self.pool = pool
+        self._seed: dict[str, np.ndarray] = {}
+        self._unl: dict[str, np.ndarray] = {}
+        self.errors: dict[str, str] = {}
+
+    def matrices(self, lfs: list[LabelingFunction]) -> tuple[np.ndarray, np.ndarray]:
+        missing = [lf for lf in lfs if lf.fingerprint not in self._seed]
+        if missing:
+            self._apply(missing)
+        n_s, n_u = len(self.corpus.seed_texts), len(self.corpus.unl_texts)
+        L_seed = np.column_stack([self._seed[lf.fingerprint] for lf in lfs]) if lfs else np.zeros((n_s, 0), np.int16)
+        L_unl = np.column_stack([self._unl[lf.fingerprint] for lf in lfs]) if lfs else np.zeros((n_u, 0), np.int16)
+        return L_seed, L_unl
+
+    def _apply(self, lfs: list[LabelingFunction]) -> None:
+        c = self.corpus
+        n_s = len(c.seed_texts)
+        texts = c.seed_texts + c.unl_texts
+        emb = None if c.seed_emb is None else np.vstack([c.seed_emb, c.unl_emb])
+        rows = None if c.seed_rows is None else c.seed_rows + c.unl_rows
+        outcome = apply_lfs(lfs, texts, c.class_names, rows=rows, embeddings=emb, pool=self.pool)
+        for j, lf in enumerate(lfs):
+            self._seed[lf.fingerprint] = outcome.L[:n_s, j]
+            self._unl[lf.fingerprint] = outcome.L[n_s:, j]
+        self.errors.update(outcome.errors)
+
+
+def fold_indices(y: np.ndarray, folds: int, seed: int, multi_label: bool) -> list[np.ndarray]:
+    """Stratified folds (by the first label for multi-label), deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    strata = np.argmax(y, axis=1) if multi_label else np.asarray(y)
+    assignment = np.empty(len(strata), dtype=int)
+    offset = 0
+    for value in np.unique(strata):
+        members = rng.permutation(np.nonzero(strata == value)[0])
+        assignment[members] = (np.arange(len(members)) + offset) % folds
+        offset += len(members)
+    return [np.nonzero(assignment == f)[0] for f in range(folds)]

@@ -1,0 +1,169 @@
+"""Mined LF proposers (no LLM), in the spirit of Snuba and AutoWS-Bench-101.
+
+- n-gram LFs: words and phrases whose smoothed precision for a class on the seeds is high and that
+  occur often enough in the unlabeled set to matter.
+- embedding LFs: a class prototype (mean seed embedding) and a nearest-neighbour set (the class's seeds),
+  each voting its class above a cosine threshold chosen on the seeds.
+
+Pure functions: arrays and strings in, LabelingFunction lists out.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from lfagent.lf import LabelingFunction, Provenance
+
+TOKEN = re.compile(r"[a-z0-9']+|[^\sa-z0-9]")
+STOPWORDS = frozenset(
+    "a an the and or but of to in on at for with is are was were be been it its this that these those i "
+    "you he she we they me my your our their his her him them do does did so as by from not no".split())
+
+
+def tokens(text: str) -> list[str]:
+    return [t for t in TOKEN.findall(text.lower()) if t.strip("'")]
+
+
+def ngrams(words: list[str], max_n: int) -> set[str]:
+    grams = set()
+    for n in range(1, max_n + 1):
+        for i in range(len(words) - n + 1):
+            gram = words[i:i + n]
+            if n == 1 and (gram[0] in STOPWORDS or len(gram[0]) < 2 and gram[0].isalnum()):
+                continue
+            if gram[0] in STOPWORDS and gram[-1] in STOPWORDS:
+                continue
+            grams.add(" ".join(gram))
+    return grams
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return slug[:40] or "u" + "_".join(f"{ord(ch):04x}" for ch in text if not ch.isspace())[:20]
+
+
+def _class_slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()[:20] or "c"
+
+
+def mine_ngram_lfs(seed_texts: list[str], seed_y: np.ndarray, class_names: list[str], *,
+                   unlabeled_texts: list[str] | None = None, max_n: int = 3, min_seed_count: int = 2,
+                   min_unlabeled_count: int = 3, smoothing: float = 2.0, min_precision: float = 0.6,
+                   per_class: int = 25, multi_label: bool = False) -> list[LabelingFunction]:
+    """Keyword LFs for n-grams with high smoothed precision on the seeds.
+
+    Smoothed precision for class c: (hits_c + s * prior_c) / (hits + s): shrinks rare n-grams to the prior.
+    """
+    k = len(class_names)
+    seed_sets = [ngrams(tokens(t), max_n) for t in seed_texts]
+    hits: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(k))
+    for grams, label in zip(seed_sets, seed_y):
+        label_vec = np.asarray(label, dtype=float) if multi_label else np.eye(k)[int(label)]
+        for gram in grams:
+            hits[gram] += label_vec
+    prior = (np.asarray(seed_y, dtype=float).mean(axis=0) if multi_label
+             else np.bincount(np.asarray(seed_y, dtype=int), minlength=k) / len(seed_y))
+    doc_count = Counter(g for grams in seed_sets for g in grams)
+    unl_count = _unlabeled_counts(unlabeled_texts, hits, max_n) if unlabeled_texts else None
+    scored: dict[int, list[tuple[float, str, float]]] = defaultdict(list)
+    for gram, vec in hits.items():
+        total = doc_count[gram]
+        if total < min_seed_count:
+            continue
+        if unl_count is not None and unl_count[gram] < min_unlabeled_count:
+            continue
+        precision = (vec + smoothing * prior) / (total + smoothing)
+        for c in range(k):
+            if precision[c] >= max(min_precision, prior[c] + 0.1):
+                support = np.log1p(unl_count[gram] if unl_count is not None else total)
+                scored[c].append((precision[c] * support, gram, float(precision[c])))
+    return _ngram_lfs(scored, class_names, per_class, max_n)
+
+
+def _unlabeled_counts(texts: list[str], vocabulary, max_n: int) -> Counter:
+    wanted = set(vocabulary)
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(ngrams(tokens(text), max_n) & wanted)
+    return counts
+
+
+def _ngram_lfs(scored, class_names, per_class, max_n) -> list[LabelingFunction]:
+    lfs, seen = [], set()
+    for c, items in sorted(scored.items()):
+        items.sort(key=lambda item: (-item[0], item[1]))
+        for _, gram, precision in items[:per_class]:
+            name = f"kw_{_class_slug(class_names[c])}_{_slug(gram)}"
+            if name in seen:
+                continue
+            seen.add(name)
+            lfs.append(LabelingFunction(
+                name=name, kind="keywords", label=class_names[c], keywords=[gram],
+                provenance=Provenance(source="mined:ngram",
+                                      detail=f"smoothed seed precision {precision:.2f}, n<={max_n}")))
+    return lfs
+
+
+def choose_threshold(sims: np.ndarray, is_class: np.ndarray, *, target_precision: float,
+                     min_hits: int = 3) -> float | None:
+    """Lowest cosine threshold whose seed precision stays >= target (most coverage at that precision)."""
+    order = np.argsort(-sims)
+    sorted_sims, sorted_hit = sims[order], is_class[order].astype(float)
+    precision = np.cumsum(sorted_hit) / np.arange(1, len(sims) + 1)
+    ok = np.nonzero((precision >= target_precision) & (np.arange(1, len(sims) + 1) >= min_hits))[0]
+    if len(ok) == 0:
+        return None
+    return float(sorted_sims[ok[-1]])
+
+
+def mine_embedding_lfs(seed_emb: np.ndarray, seed_y: np.ndarray, class_names: list[str], *,
+                       multi_label: bool = False, targets: tuple[float, ...] = (0.9, 0.75),
+                       ) -> list[LabelingFunction]:
+    """Prototype and nearest-neighbour LFs per class, thresholds chosen on the seeds.
+
+    Nearest-neighbour similarities are leave-one-out (a seed is not its own neighbour), so the chosen
+    threshold is not flattered by self-matches.
+    """
+    k = len(class_names)
+    member = (np.asarray(seed_y, dtype=bool) if multi_label
+              else np.eye(k, dtype=bool)[np.asarray(seed_y, dtype=int)])
+    prior = member.mean(axis=0)
+    lfs: list[LabelingFunction] = []
+    for c, class_name in enumerate(class_names):
+        rows = np.nonzero(member[:, c])[0]
+        if len(rows) < 2:
+            continue
+        proto = seed_emb[rows].mean(axis=0)
+        proto /= np.linalg.norm(proto) + 1e-12
+        proto_sims = seed_emb @ proto
+        knn_sims = _leave_one_out_max(seed_emb, rows)
+        for kind, sims, prototypes in (("proto", proto_sims, proto[None, :]), ("knn", knn_sims, seed_emb[rows])):
+            for target in targets:
+                goal = max(target, prior[c] + (1 - prior[c]) / 2)
+                threshold = choose_threshold(sims, member[:, c], target_precision=goal)
+                if threshold is None:
+                    continue
+                lfs.append(LabelingFunction(
+                    name=f"emb_{kind}_{_class_slug(class_name)}_p{int(round(goal * 100))}", kind="embedding",
+                    label=class_name, prototypes=np.round(prototypes, 6).tolist(), threshold=threshold,
+                    provenance=Provenance(source=f"mined:{kind}",
+                                          detail=f"seed precision >= {goal:.2f} at cosine {threshold:.3f}")))
+    return _dedupe_names(lfs)
+
+
+def _leave_one_out_max(seed_emb: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    sims = seed_emb @ seed_emb[rows].T  # n_seed x |rows|
+    for column, row in enumerate(rows):
+        sims[row, column] = -1.0
+    return sims.max(axis=1)
+
+
+def _dedupe_names(lfs: list[LabelingFunction]) -> list[LabelingFunction]:
+    seen, out = set(), []
+    for lf in lfs:
+        if lf.name not in seen and lf.fingerprint not in seen:
+            seen.update((lf.name, lf.fingerprint))
+            out.append(lf)
+    return out

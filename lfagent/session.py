@@ -1,0 +1,225 @@
+"""`lfagent.Session`: the Python face of a run. The CLI and the REPL are thin layers over it.
+
+    s = Session("examples/youtube-spam/task.yaml", run_dir="runs/yt", llm="none")
+    s.fit()                 # mine, score, select, fit the label model (cross-fitted figures)
+    s.lfs                   # summary table (list of dicts)
+    s.drop("kw_spam_song"); s.fit()
+    s.evaluate()            # cross-fitted seed figures, and test-set figures when the task has `test`
+    s.write_outputs()       # silver.jsonl, lfs.json/lfs.txt, metrics.json, model.json
+    s.export("my_lfs.py")   # kept LFs as an editable Python module
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lfagent.crossfit import PipelineResult, run_pipeline
+from lfagent.data.dataset import Records, load_records, load_seeds, load_unlabeled
+from lfagent.errors import InputError
+from lfagent.lf import LabelingFunction
+from lfagent.pipeline import Corpus, PipelineConfig, VoteCache
+from lfagent.store import RunStore
+from lfagent.task import TaskSpec, load_task
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("LFAGENT_CACHE", Path.home() / ".cache" / "lfagent"))
+
+
+class Session:
+    def __init__(self, task: TaskSpec | str | Path, run_dir: str | Path | None = None, *, llm="none",
+                 config: PipelineConfig | None = None, progress=None, pool=None, embed: bool = True):
+        self.task = task if isinstance(task, TaskSpec) else load_task(task)
+        self.run_dir = Path(run_dir) if run_dir else Path("runs") / self.task.name
+        self.store = RunStore(self.run_dir)
+        self.config = config or PipelineConfig(**(self.store.get_meta("config") or {}))
+        self.store.set_meta("config", self.config.model_dump())
+        self.store.set_meta("task", {**self.task.model_dump(mode="json"), "base_dir": str(self.task.base_dir)})
+        self.say = progress or (lambda message: None)
+        self._pool = pool
+        self._own_pool = False
+        self._embed = embed
+        self.llm_spec = llm
+        self.result: PipelineResult | None = None
+        self.seeds: Records = load_seeds(self.task)
+        self.unlabeled: Records = load_unlabeled(self.task)
+        self.corpus = self._build_corpus()
+        self.votes = VoteCache(self.corpus, None)
+
+    # -- data
+    def _build_corpus(self) -> Corpus:
+        seed_emb = unl_emb = None
+        if self._embed:
+            from lfagent.embed import Embedder
+
+            self.say(f"embedding {len(self.seeds) + len(self.unlabeled)} records with all-MiniLM-L6-v2")
+            embedder = Embedder(default_cache_dir() / "embeddings.sqlite")
+            seed_emb = embedder.encode(self.seeds.texts)
+            unl_emb = embedder.encode(self.unlabeled.texts)
+            self.embedder = embedder
+        return Corpus(class_names=self.task.class_names, multi_label=self.task.multi_label,
+                      seed_texts=self.seeds.texts, seed_y=self.seeds.y, unl_texts=self.unlabeled.texts,
+                      seed_emb=seed_emb, unl_emb=unl_emb, seed_rows=self.seeds.rows, unl_rows=self.unlabeled.rows)
+
+    @property
+    def pool(self):
+        if self._pool is None:
+            from lfagent.sandbox import SandboxPool
+
+            self._pool = SandboxPool(workers=2)
+            self._own_pool = True
+        return self._pool
+
+    # -- LFs
+    def add_lf(self, lf: LabelingFunction, *, round_: int | None = None) -> None:
+        """Add an LF from outside the miners (user, LLM). It competes in selection unless pinned."""
+        self.store.put_lf(lf, status="candidate", round_=round_)
+
+    def external_lfs(self) -> list[LabelingFunction]:
+        return [lf for lf, _, pinned, _ in self.store.lfs()
+                if not lf.provenance.source.startswith("mined") or pinned == "keep"]
+
+    def _pins(self) -> dict[str, str]:
+        return {lf.name: pinned for lf, _, pinned, _ in self.store.lfs() if pinned}
+
+    def keep(self, name: str) -> None:
+        self._require_lf(name)
+        self.store.pin(name, "keep")
+
+    def drop(self, name: str) -> None:
+        self._require_lf(name)
+        self.store.pin(name, "drop")
+
+    def _require_lf(self, name: str) -> None:
+        if not self.store.has_lf(name):
+            raise InputError(f"no LF named {name!r}; `lfs` lists them")
+
+    # -- fitting
+    def fit(self) -> "Metrics":
+        needs_pool = any(lf.kind == "code" or (lf.kind == "regex" and not lf.provenance.source.startswith(("mined", "user")))
+                         for lf in self.external_lfs())
+        self.votes.pool = self.pool if needs_pool else self._pool
+        self.result = run_pipeline(self.corpus, self.config, extra=self.external_lfs(), pins=self._pins(),
+                                   votes=self.votes, progress=self.say)
+        self._record_lfs()
+        return self.result.metrics
+
+    def _record_lfs(self) -> None:
+        kept = {lf.name for lf in self.result.final.lfs}
+        for lf in self.result.final.candidates:
+            if not self.store.has_lf(lf.name):
+                self.store.put_lf(lf, status="candidate")
+            status = "kept" if lf.name in kept else "dropped"
+            self.store.set_lf_status(lf.name, status, self.result.final.dropped.get(lf.name))
+        self.store.event("fit", self.result.metrics.model_dump())
+
+    def _fitted(self) -> PipelineResult:
+        if self.result is None:
+            self.fit()
+        return self.result
+
+    # -- looking at it
+    @property
+    def lfs(self) -> list[dict]:
+        """One row per LF: name, kind, class, coverage, seed accuracy with its interval, status."""
+        from lfagent.scoring import lf_stats
+
+        entries = self.store.lfs()
+        if not entries:
+            return []
+        lfs = [lf for lf, *_ in entries]
+        L_seed, L_unl = self.votes.matrices(lfs) if self.result else (None, None)
+        stats = {}
+        if L_seed is not None:
+            labels = [self.task.class_names.index(lf.label) if lf.label else -1 for lf in lfs]
+            for s in lf_stats(L_seed, self.corpus.seed_y, L_unl, cardinality=self.task.cardinality,
+                              names=[lf.name for lf in lfs], lf_labels=labels):
+                stats[s.name] = s
+        rows = []
+        for lf, status, pinned, reason in entries:
+            s = stats.get(lf.name)
+            rows.append({"name": lf.name, "kind": lf.kind, "class": lf.label or "any", "source": lf.provenance.source,
+                         "coverage": None if s is None else round(s.coverage, 4),
+                         "seed_votes": None if s is None else s.seed_votes,
+                         "seed_accuracy": None if s is None or s.seed_accuracy is None else round(s.seed_accuracy, 3),
+                         "ci": None if s is None else [round(s.ci_low, 3), round(s.ci_high, 3)],
+                         "status": status, "pinned": pinned, "reason": reason})
+        return rows
+
+    def get_lf(self, name: str) -> LabelingFunction:
+        for lf, *_ in self.store.lfs():
+            if lf.name == name:
+                return lf
+        raise InputError(f"no LF named {name!r}; `lfs` lists them")
+
+    def label_text(self, text: str) -> dict:
+        """Each kept LF's vote on one text and the calibrated probabilities."""
+        from lfagent.apply import apply_lfs
+
+        result = self._fitted()
+        emb = self.embedder.encode([text]) if self._embed else None
+        kept = result.final.lfs
+        outcome = apply_lfs(kept, [text], self.task.class_names, embeddings=emb,
+                            pool=self.pool if any(lf.kind == "code" for lf in kept) else None)
+        raw, covered = result.final.predict(outcome.L, emb)
+        probs = result.calibrator.transform(raw)[0]
+        votes = {lf.name: (self.task.class_names[v] if v >= 0 else None) for lf, v in zip(kept, outcome.L[0])}
+        return {"votes": votes, "probs": dict(zip(self.task.class_names, map(float, probs))),
+                "covered": bool(covered[0])}
+
+    def evaluate(self) -> dict:
+        """Cross-fitted seed figures; with a `test` file in the task, figures on it too (never fitted on)."""
+        result = self._fitted()
+        report = {"cross_fitted_seeds": result.metrics.model_dump()}
+        if self.task.test:
+            report["test"] = self._test_metrics(load_records(self.task, self.task.test, labeled=True))
+        return report
+
+    def _test_metrics(self, test: Records) -> dict:
+        from lfagent.aggregate import expected_calibration_error
+        from lfagent.apply import apply_lfs
+        from lfagent.crossfit import multilabel_f1
+
+        result = self.result
+        emb = self.embedder.encode(test.texts) if self._embed else None
+        outcome = apply_lfs(result.final.lfs, test.texts, self.task.class_names, rows=test.rows, embeddings=emb,
+                            pool=self._pool)
+        raw, covered = result.final.predict(outcome.L, emb)
+        probs = result.calibrator.transform(raw)
+        if self.task.multi_label:
+            micro, macro = multilabel_f1(test.y, probs >= 0.5)
+            return {"n": len(test), "micro_f1": micro, "macro_f1": macro, "coverage": float(covered.mean())}
+        pred = probs.argmax(axis=1)
+        metrics = {"n": len(test), "accuracy": float((pred == test.y).mean()), "coverage": float(covered.mean()),
+                   "ece": float(expected_calibration_error(probs, test.y))}
+        if self.task.cardinality == 2:
+            tp = int(((pred == 1) & (test.y == 1)).sum())
+            metrics[f"f1_{self.task.class_names[1]}"] = 2 * tp / max(int((pred == 1).sum() + (test.y == 1).sum()), 1)
+        return metrics
+
+    # -- writing it out
+    def write_outputs(self) -> Path:
+        from lfagent.outputs import write_run_outputs
+
+        result = self._fitted()
+        write_run_outputs(self.run_dir, self.task, self.store.run_id, self.seeds, self.unlabeled, result,
+                          uses_embeddings=self._embed)
+        return self.run_dir / "silver.jsonl"
+
+    def export(self, path: str | Path) -> Path:
+        from lfagent.export import write_lf_module
+
+        return write_lf_module(Path(path), self._fitted().final.lfs, task=self.task, run_id=self.store.run_id)
+
+    def close(self) -> None:
+        if self._own_pool and self._pool is not None:
+            self._pool.close()
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
