@@ -1,0 +1,151 @@
+"""Choosing which LFs reach the label model, with a readable reason for every LF left out.
+
+An LF is kept when, in this order:
+1. it votes on at least `min_votes` seeds;
+2. the lower bound of its seed-accuracy interval beats chance for the classes it votes;
+3. it is not a near-duplicate of a better LF (redundancy graph);
+4. it adds to the label model. LFs are tried best first (highest ci_low). With `gain_fn`, an LF
+   adds when it covers an unlabeled row no kept LF covers, or raises gain_fn(kept indices) by more
+   than `min_gain`. Without `gain_fn`, it adds when it casts a vote (row, class), on a seed or an
+   unlabeled row, that no kept LF casts.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from lfagent.scoring.checks import check_label_matrix, check_seed_labels
+from lfagent.scoring.redundancy import quality_order, redundancy_graph, redundant_with
+from lfagent.scoring.stats import LFStats, class_truth, lf_stats
+
+GainFn = Callable[[list[int]], float]
+
+
+class Selection(BaseModel):
+    """The LFs kept (column order) and why each other LF was dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+    kept: list[str]
+    kept_indices: list[int]
+    dropped: dict[str, str]
+    stats: list[LFStats]
+    gain: float | None = None  # gain_fn(kept_indices) at the end, when gain_fn was given
+
+
+def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None, min_votes: int = 3,
+               redundancy: float = 0.9, gain_fn: GainFn | None = None,
+               min_gain: float = 1e-6) -> Selection:
+    """Keep the LFs that beat chance on the seeds, are not duplicates, and add to the label model.
+
+    Deterministic and independent of column order: ties break on coverage, then name length, then name.
+    `gain_fn(kept_indices)` (column indices into L) returns e.g. a cross-fitted label-model seed
+    accuracy; it may be called with an empty list. Set `redundancy` > 1 to skip the duplicate check.
+    """
+    stats = lf_stats(L_seed, y_seed, L_unl, cardinality=cardinality, names=names, lf_labels=lf_labels)
+    L_seed = check_label_matrix(L_seed, cardinality, what="L_seed")
+    L_unl = check_label_matrix(L_unl, cardinality, what="L_unl")
+    dropped = {s.name: reason for s in stats if (reason := screening_reason(s, min_votes))}
+    survivors = [s for s in stats if s.name not in dropped]
+    index = {s.name: j for j, s in enumerate(stats)}
+
+    if survivors and redundancy <= 1:
+        columns = [index[s.name] for s in survivors]
+        both = np.vstack([L_seed[:, columns], L_unl[:, columns]])
+        graph = redundancy_graph(both, [s.name for s in survivors], threshold=redundancy,
+                                 cardinality=cardinality)
+        for name, (twin, jaccard) in redundant_with(survivors, graph).items():
+            dropped[name] = f"redundant with {twin} ({jaccard:.2f} overlap)"
+        survivors = [s for s in survivors if s.name not in dropped]
+
+    order = [index[s.name] for s in quality_order(survivors)]
+    if gain_fn is None:
+        kept, reasons, gain = _forward_by_new_votes(np.vstack([L_seed, L_unl]), order, cardinality), {}, None
+    else:
+        kept, reasons, gain = _forward_by_gain(L_unl, order, gain_fn, min_gain)
+    dropped.update({stats[j].name: reasons.get(j, "adds nothing to the label model: every vote it "
+                                                  "casts is already cast by a kept LF")
+                    for j in order if j not in kept})
+    kept_indices = sorted(kept)
+    return Selection(kept=[stats[j].name for j in kept_indices], kept_indices=kept_indices,
+                     dropped={s.name: dropped[s.name] for s in stats if s.name in dropped},
+                     stats=stats, gain=gain)
+
+
+def screening_reason(stat: LFStats, min_votes: int) -> str | None:
+    """Why an LF fails the seed checks (too few votes, no better than chance), or None if it passes."""
+    if stat.seed_votes == 0:
+        return f"no seed votes (needs >= {min_votes})"
+    if stat.seed_votes < min_votes:
+        return f"only {stat.seed_votes} seed vote{'s' * (stat.seed_votes != 1)} (needs >= {min_votes})"
+    if not stat.ci_low > stat.chance:
+        return (f"seed accuracy {stat.seed_accuracy:.2f} [{stat.ci_low:.2f}, {stat.ci_high:.2f}]: "
+                f"lower bound {stat.ci_low:.2f} does not beat chance {stat.chance:.2f}")
+    return None
+
+
+def _forward_by_new_votes(L: np.ndarray, order: list[int], cardinality: int) -> set[int]:
+    """Keep each LF (best first) that casts some (row, class) vote no kept LF casts."""
+    n, k = L.shape[0], cardinality
+    cast = np.zeros(n * k, dtype=bool)  # flat (row, class) cells already voted by a kept LF
+    kept: set[int] = set()
+    for j in order:
+        rows = np.flatnonzero(L[:, j] != -1)
+        cells = rows * k + L[rows, j]
+        if rows.size and not cast[cells].all():
+            kept.add(j)
+            cast[cells] = True
+    return kept
+
+
+def _forward_by_gain(L_unl: np.ndarray, order: list[int], gain_fn: GainFn,
+                     min_gain: float) -> tuple[set[int], dict[int, str], float]:
+    """Keep each LF (best first) that covers new unlabeled rows or raises gain_fn by > min_gain."""
+    covered = np.zeros(L_unl.shape[0], dtype=bool)
+    kept: list[int] = []
+    reasons: dict[int, str] = {}
+    current: float | None = None  # gain_fn(kept), computed only when a comparison needs it
+    for j in order:
+        votes = L_unl[:, j] != -1
+        if (votes & ~covered).any():
+            kept.append(j)
+            covered |= votes
+            current = None
+            continue
+        if current is None:
+            current = float(gain_fn(sorted(kept)))
+        trial = float(gain_fn(sorted(kept + [j])))
+        if trial > current + min_gain:
+            kept.append(j)
+            current = trial
+        else:
+            reasons[j] = (f"adds nothing to the label model: covers no new row and moves the "
+                          f"label-model score {current:.3f} -> {trial:.3f}")
+    final = float(gain_fn(sorted(kept))) if current is None else current
+    return set(kept), reasons, final
+
+
+def seed_errors(L_seed, y_seed, lf_index: int, *, label: int | None = None,
+                cardinality: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Seed rows to show when refining LF `lf_index`: (false positives, misses).
+
+    False positives: rows where it voted c but the truth is not c. Misses: rows of class c where it
+    abstained, for c = `label` or, by default, each class it voted on the seeds. y_seed may be class
+    indices or (n, k) multi-hot.
+    """
+    L_seed = np.asarray(L_seed)
+    y = np.asarray(y_seed)
+    if cardinality is None:
+        cardinality = (y.shape[1] if y.ndim == 2 else
+                       max(int(L_seed.max(initial=-1)), int(y.max(initial=-1)), label or 0) + 1)
+    k = int(cardinality)
+    L_seed = check_label_matrix(L_seed, k, what="L_seed")
+    truth = class_truth(check_seed_labels(y, L_seed.shape[0], k), k)
+    votes = L_seed[:, lf_index]
+    voted = votes != -1
+    hit = np.zeros(len(votes), dtype=bool)
+    hit[voted] = truth[np.flatnonzero(voted), votes[voted]]
+    classes = [label] if label is not None else sorted(set(votes[voted].tolist()))
+    of_its_classes = truth[:, classes].any(axis=1) if classes else np.zeros(len(votes), dtype=bool)
+    return np.flatnonzero(voted & ~hit), np.flatnonzero(of_its_classes & ~voted)
