@@ -5,29 +5,24 @@ With `llm="none"` it is one round of the mined proposers. Every round's metrics 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from lfagent.pipeline import PipelineConfig
 from lfagent.session import Session
 
 
-def resolve_llm_spec(spec: str | None) -> str:
-    if spec:
-        return spec
-    configured = os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")
-    return f"openai:{os.environ.get('LFAGENT_MODEL', 'gpt-4o-mini')}" if configured else "local"
-
-
 def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds: int = 3,
               max_llm_calls: int | None = None, max_tokens: int | None = None, seed: int = 0, folds: int = 5,
               embed: bool = True, progress=None, resume: bool = False) -> dict:
-    llm = resolve_llm_spec(llm)
+    llm = llm or "auto"
     config = PipelineConfig(seed=seed, folds=folds)
     say = progress or (lambda message: None)
     with Session(task_path, run_dir, llm=llm, config=config, progress=say, embed=embed) as session:
         session.store.set_meta("task_path", str(Path(task_path).resolve()))
         session.store.set_meta("llm", llm)
+        session.store.set_meta("run_args", {"llm": llm, "rounds": rounds, "max_llm_calls": max_llm_calls,
+                                            "max_tokens": max_tokens, "seed": seed, "folds": folds,
+                                            "no_embeddings": not embed})
         if llm != "none":
             from lfagent.loop import agent_rounds
 

@@ -102,7 +102,7 @@ def _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, fin
         macro = macro_f1(y, pred, corpus.k)
         ece = expected_calibration_error(heldout, y)
         ece_raw = expected_calibration_error(raw_heldout, y)
-    model_name = getattr(final.label_model, "method_", None) or getattr(final.label_model, "method", "none")
+    model_name = getattr(final.label_model, "chosen_method_", None) or getattr(final.label_model, "method", "none")
     return Metrics(seed_accuracy=float(accuracy), seed_accuracy_low=float(low), seed_accuracy_high=float(high),
                    seed_macro_f1=float(macro), seed_ece=float(ece), seed_ece_uncalibrated=float(ece_raw),
                    seed_covered_fraction=float(heldout_covered.mean()),

@@ -8,6 +8,7 @@ Kinds:
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -62,7 +63,8 @@ class LabelingFunction(BaseModel):
     @property
     def fingerprint(self) -> str:
         """Hash of what the LF does (not its name): equal fingerprints vote identically."""
-        body = self.model_dump(include={"kind", "label", "keywords", "pattern", "threshold", "source"})
+        body = self.model_dump(include={"kind", "label", "keywords", "pattern", "threshold"})
+        body["source"] = normalised_code(self.source) if self.source else None
         if self.prototypes:
             body["prototypes"] = [[round(v, 5) for v in p] for p in self.prototypes]
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
@@ -78,6 +80,14 @@ class LabelingFunction(BaseModel):
             return f"cosine >= {self.threshold:.3f} to {len(self.prototypes)} prototype(s) -> {self.label}"
         first = (self.description or "python label(record)").splitlines()[0]
         return f"{first} -> {self.label or 'any class'}"
+
+
+def normalised_code(source: str) -> str:
+    """Same code up to comments and formatting gives the same text, so duplicates are caught."""
+    try:
+        return ast.dump(ast.parse(source))
+    except SyntaxError:
+        return source
 
 
 def lf_set_hash(lfs: list[LabelingFunction]) -> str:

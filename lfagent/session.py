@@ -41,7 +41,10 @@ class Session:
         self._pool = pool
         self._own_pool = False
         self._embed = embed
-        self.llm_spec = llm
+        self.llm_spec = llm or "auto"
+        self._llm = None
+        self.limits: dict = {}
+        self.round = 0
         self.result: PipelineResult | None = None
         self.seeds: Records = load_seeds(self.task)
         self.unlabeled: Records = load_unlabeled(self.task)
@@ -84,6 +87,17 @@ class Session:
     def _pins(self) -> dict[str, str]:
         return {lf.name: pinned for lf, _, pinned, _ in self.store.lfs() if pinned}
 
+    def update_lf(self, lf: LabelingFunction) -> None:
+        """Replace an LF by an edited version (same name); code is linted, then re-scored at the next fit."""
+        self._require_lf(lf.name)
+        if lf.kind == "code":
+            from lfagent.sandbox.lint import check_code_lf
+
+            check_code_lf(lf.name, lf.source)  # raises LFRejected with the reason
+        self.store.put_lf(lf)
+        self.store.set_lf_status(lf.name, "candidate", "edited")
+        self.store.event("edit", {"name": lf.name})
+
     def keep(self, name: str) -> None:
         self._require_lf(name)
         self.store.pin(name, "keep")
@@ -95,6 +109,116 @@ class Session:
     def _require_lf(self, name: str) -> None:
         if not self.store.has_lf(name):
             raise InputError(f"no LF named {name!r}; `lfs` lists them")
+
+    # -- the LLM
+    @property
+    def llm(self):
+        """The LLM backend, built on first use; every response is kept in the run store."""
+        if self._llm is None and self.llm_spec != "none":
+            from lfagent.llm.budget import Budget
+            from lfagent.llm.cache import ResponseCache
+            from lfagent.llm.factory import make_llm
+
+            budget = Budget(max_calls=self.limits.get("max_llm_calls"), max_tokens=self.limits.get("max_tokens"))
+            budget.add_prior_usage(**self.store.llm_usage())
+            self._llm = make_llm(self.llm_spec, cache=ResponseCache(self.run_dir / "llm_cache.sqlite"),
+                                 budget=budget, on_response=self._record_llm_call)
+        return self._llm
+
+    def _record_llm_call(self, request, response) -> None:
+        from lfagent.llm.base import canonical_request_key
+
+        if response.cached:
+            return
+        cost = self._llm.budget.prices.cost(response.prompt_tokens, response.completion_tokens) if self._llm else 0.0
+        self.store.put_llm_call(canonical_request_key(request, "run"), round_=self.round, purpose="propose",
+                                request=request.model_dump(mode="json"), response=response.model_dump(mode="json"),
+                                prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
+                                cost=cost)
+
+    def _proposer(self):
+        from lfagent.propose.llm_proposer import LLMProposer
+
+        if self.llm is None:
+            raise InputError("this session has no LLM (--llm none); start it with --llm local or openai:MODEL")
+        members = (np.asarray(self.seeds.y, bool) if self.task.multi_label
+                   else np.eye(self.task.cardinality, dtype=bool)[self.seeds.y])
+        embed = self.embedder.encode if self._embed else None
+        return LLMProposer(self.llm, class_names=self.task.class_names, embed=embed, seed_emb=self.corpus.seed_emb,
+                           seed_members=members)
+
+    def prompt_context(self):
+        from lfagent.propose.prompting import PromptContext, choose_examples
+
+        result = self.result
+        examples = choose_examples(self.seeds.texts, self.seeds.y, self.task.class_names,
+                                   heldout=None if result is None else result.heldout_probs,
+                                   covered=None if result is None else self._seed_covered(),
+                                   per_class=4, seed=self.config.seed + self.round, multi_label=self.task.multi_label)
+        current = []
+        if result is not None:
+            for row in self.lfs:
+                if row["status"] == "kept":
+                    current.append(f"{row['name']}: {self.get_lf(row['name']).summary()} "
+                                   f"(seed accuracy {row['seed_accuracy']})")
+        return PromptContext(task=self.task, examples=examples, guideline=self.store.get_meta("guideline", ""),
+                             current_lfs=current, round=self.round)
+
+    def _seed_covered(self) -> np.ndarray:
+        L_seed, _ = self.votes.matrices(self.result.final.lfs)
+        return (L_seed != -1).any(axis=1) if L_seed.shape[1] else np.zeros(len(self.seeds), bool)
+
+    def write_guideline(self) -> str | None:
+        """Ask the LLM for a labeling guideline once; later prompts reuse it."""
+        if self.store.get_meta("guideline"):
+            return self.store.get_meta("guideline")
+        text = self._proposer().guideline(self.prompt_context())
+        if text:
+            self.store.set_meta("guideline", text)
+        return text
+
+    def propose(self, n: int = 1, *, kind: str = "code", class_name: str | None = None):
+        """Ask the LLM for LFs; new ones become candidates, rejections are recorded with their reason."""
+        if class_name is not None and class_name not in self.task.class_names:
+            raise InputError(f"unknown class {class_name!r}; classes are {self.task.class_names}")
+        targets = [class_name] if class_name else self.task.class_names
+        offset = self.store.get_meta("samples_drawn", 0)
+        report = self._proposer().propose(kind, self.prompt_context(), n=n, targets=targets, round_=self.round,
+                                          sample_offset=offset)
+        self.store.set_meta("samples_drawn", offset + n)
+        return self._admit(report, kind)
+
+    def refine(self, name: str):
+        """Show an LF its false positives and misses on the seeds and ask for a better version."""
+        from lfagent.scoring import seed_errors
+
+        lf = self.get_lf(name)
+        L_seed, _ = self.votes.matrices([lf])
+        label = self.task.class_names.index(lf.label) if lf.label else None
+        fp, fn = seed_errors(L_seed, self.seeds.y, 0, label=label, cardinality=self.task.cardinality)
+        texts = self.seeds.texts
+        report = self._proposer().refine(lf, self.prompt_context(), [texts[i] for i in fp], [texts[i] for i in fn],
+                                         round_=self.round)
+        return self._admit(report, "refine")
+
+    def _admit(self, report, proposer: str):
+        known = {lf.fingerprint for lf, *_ in self.store.lfs()}
+        admitted = []
+        for lf in report.added:
+            if lf.fingerprint in known or self.store.has_lf(lf.name):
+                self.store.reject("duplicate of an existing LF", round_=self.round, proposer=proposer, name=lf.name)
+                report.rejected.append((lf.name, "duplicate of an existing LF"))
+                continue
+            known.add(lf.fingerprint)
+            self.add_lf(lf, round_=self.round)
+            admitted.append(lf)
+        for what, reason in report.rejected:
+            if reason != "duplicate of an existing LF":
+                self.store.reject(reason, round_=self.round, proposer=proposer, name=what)
+        for failure in report.failures:
+            self.store.reject(f"LLM call failed: {failure}", round_=self.round, proposer=proposer)
+        report.added = admitted
+        return report
 
     # -- fitting
     def fit(self) -> "Metrics":
@@ -216,6 +340,8 @@ class Session:
     def close(self) -> None:
         if self._own_pool and self._pool is not None:
             self._pool.close()
+        if self._llm is not None:
+            self._llm.close()
         self.store.close()
 
     def __enter__(self):

@@ -30,12 +30,27 @@ def main(args: argparse.Namespace) -> int:
     progress = Progress(False if args.quiet else None)
     run_dir, task_path = _locations(args)
     from lfagent.agent import run_agent
+    from lfagent.store import RunStore
+
+    if args.resume:  # the original run's settings, unless given again now
+        store = RunStore(run_dir)
+        saved = store.get_meta("run_args", {})
+        store.close()
+        for key, value in saved.items():
+            if getattr(args, key, None) in (None, parser_defaults().get(key)):
+                setattr(args, key, value)
 
     summary = run_agent(task_path, run_dir, llm=args.llm, rounds=args.rounds, max_llm_calls=args.max_llm_calls,
                         max_tokens=args.max_tokens, seed=args.seed, folds=args.folds,
                         embed=not args.no_embeddings, progress=progress, resume=bool(args.resume))
     print(_summary_text(run_dir, summary))
     return 0
+
+
+def parser_defaults() -> dict:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return vars(parser.parse_args([]))
 
 
 def _locations(args) -> tuple[Path, Path]:

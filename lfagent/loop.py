@@ -1,0 +1,109 @@
+"""Agent rounds: propose -> sandbox -> score -> keep -> refit, until budget, plateau or --rounds.
+
+Resumable: finished rounds are in the run store and skipped; the interrupted round is re-asked with
+the same prompts (the state it saw is rebuilt from the store), so its LLM calls hit the response cache
+and nothing is paid twice.
+"""
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from lfagent.errors import BudgetExhausted, LLMError
+
+
+class LoopSettings(BaseModel):
+    rounds: int = 3
+    code_per_class: int = 1
+    keyword_calls: int = 1
+    concepts_in_round: int = 1  # concept extraction is asked once, in this round
+    plateau_rounds: int = 2  # stop after this many rounds without improvement...
+    min_improvement: float = 0.005  # ...of the cross-fitted seed accuracy by at least this
+
+
+def agent_rounds(session, *, rounds: int = 3, max_llm_calls: int | None = None, max_tokens: int | None = None,
+                 settings: LoopSettings | None = None) -> list[dict]:
+    settings = settings or LoopSettings(rounds=rounds)
+    say = session.say
+    session.limits = {"max_llm_calls": max_llm_calls, "max_tokens": max_tokens}
+    store = session.store
+    done = {r["round"]: r["metrics"] for r in store.rounds() if r["status"] == "done"}
+    stale = True
+    history = [done[r]["seed_accuracy"] for r in sorted(done)]
+    if 0 not in done:
+        store.start_round(0)
+        say("round 0: mined LFs only")
+        metrics = session.fit()
+        stale = False
+        store.finish_round(0, metrics.model_dump())
+        history = [metrics.seed_accuracy]
+    for round_ in range(1, settings.rounds + 1):
+        if round_ in done:
+            continue
+        if stale:
+            session.fit()
+            stale = False
+        session.round = round_
+        store.start_round(round_)
+        say(f"round {round_}: asking the LLM")
+        try:
+            report = _propose_round(session, round_, settings)
+        except BudgetExhausted as exc:
+            say(f"stopping: {exc}")
+            store.event("stop", {"reason": str(exc)})
+            break
+        except LLMError as exc:  # misconfigured backend: every call would fail the same way
+            store.event("stop", {"reason": str(exc)})
+            raise
+        say(f"round {round_}: {len(report.added)} new LFs, {len(report.rejected)} rejected; refitting")
+        metrics = session.fit()
+        store.finish_round(round_, {**metrics.model_dump(), "added": [lf.name for lf in report.added],
+                                    "rejected": len(report.rejected), "llm_failures": len(report.failures)})
+        history.append(metrics.seed_accuracy)
+        if report.budget_spent:
+            say("stopping: LLM budget spent")
+            store.event("stop", {"reason": "budget"})
+            break
+        if _plateaued(history, settings):
+            say("stopping: cross-fitted seed accuracy has plateaued")
+            store.event("stop", {"reason": "plateau"})
+            break
+    if stale or session.result is None:
+        session.fit()
+    return store.rounds()
+
+
+def _propose_round(session, round_: int, settings: LoopSettings):
+    from lfagent.propose.llm_proposer import ProposalReport
+
+    if round_ == 1:
+        session.write_guideline()
+    report = ProposalReport()
+    report.merge(session.propose(settings.code_per_class, kind="code"))
+    if report.budget_spent:
+        return report
+    report.merge(session.propose(settings.keyword_calls, kind="keywords"))
+    if round_ == settings.concepts_in_round and not report.budget_spent:
+        report.merge(session.propose(1, kind="concepts"))
+    target = _refinement_target(session)
+    if target and not report.budget_spent:
+        report.merge(session.refine(target))
+        session.store.set_meta(f"refined:{target}", True)  # after the call: a resumed round asks again
+    return report
+
+
+def _refinement_target(session) -> str | None:
+    """The LLM-written LF with the most seed mistakes that still has some merit (its best is worth fixing)."""
+    candidates = [row for row in session.lfs
+                  if row["source"].startswith("llm:code") and row["seed_votes"] and row["seed_accuracy"] is not None
+                  and row["seed_accuracy"] < 0.95 and not session.store.get_meta(f"refined:{row['name']}")]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda row: (row["seed_votes"] * (1 - row["seed_accuracy"]), row["name"]))
+    return best["name"]
+
+
+def _plateaued(history: list[float], settings: LoopSettings) -> bool:
+    if len(history) <= settings.plateau_rounds:
+        return False
+    best_before = max(history[: -settings.plateau_rounds])
+    return max(history[-settings.plateau_rounds:]) < best_before + settings.min_improvement

@@ -1,0 +1,73 @@
+"""Concept-extraction LFs (after "From scratch to silver").
+
+The LLM reads seed examples of one class and extracts structured concepts (intent, key entities, topic
+phrases). The phrases are embedded; a record votes that class when its similarity to the class's concept
+phrases ranks high enough. The threshold is fitted on the seeds: the lowest similarity at which the
+seeds ranked above it are still mostly of that class.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
+from lfagent.lf import LabelingFunction, Provenance
+from lfagent.llm.base import ChatMessage, ChatRequest
+from lfagent.propose.mined import choose_threshold
+from lfagent.propose.parse import ProposalRejected, extract_json
+from lfagent.propose.prompting import PromptContext, render, system_prompt
+
+
+class Concepts(BaseModel):
+    """The per-task concept schema: what makes a text belong to one class."""
+
+    class_name: str = Field(alias="class")
+    intent: str = ""
+    entities: list[str] = Field(default_factory=list, max_length=20)
+    topic_phrases: list[str] = Field(default_factory=list, max_length=20)
+
+    def phrases(self) -> list[str]:
+        items = [self.intent, *self.entities, *self.topic_phrases]
+        return list(dict.fromkeys(" ".join(str(p).split())[:120] for p in items if str(p).strip()))
+
+
+def concept_request(context: PromptContext, target: str, *, sample: int = 0, max_tokens: int = 250) -> ChatRequest:
+    prompt = render("concepts", context, target, examples=context.render_examples(only=target))
+    schema = {"name": "concepts", "schema": Concepts.model_json_schema(by_alias=True)}
+    return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
+                                 ChatMessage(role="user", content=prompt)],
+                       temperature=0.3, max_tokens=max_tokens, json_schema=schema, seed=sample)
+
+
+def parse_concepts(reply: str, target: str) -> Concepts:
+    data = extract_json(reply)
+    if isinstance(data, dict):
+        data.setdefault("class", target)
+    try:
+        concepts = Concepts.model_validate(data)
+    except ValidationError as exc:
+        raise ProposalRejected(f"JSON does not match the concept schema: {exc.errors()[0]['msg']}") from None
+    if len(concepts.phrases()) < 2:
+        raise ProposalRejected("fewer than two concept phrases")
+    return concepts
+
+
+def concept_lf(concepts: Concepts, target: str, phrase_emb: np.ndarray, seed_emb: np.ndarray,
+               seed_members: np.ndarray, *, round_: int, model: str, target_precision: float = 0.8,
+               ) -> LabelingFunction:
+    """Embedding LF over the concept phrases with a seed-fitted threshold (ProposalRejected if none works)."""
+    sims = (seed_emb @ phrase_emb.T).max(axis=1)
+    prior = float(seed_members.mean())
+    goal = max(target_precision, prior + (1 - prior) / 2)
+    threshold = choose_threshold(sims, seed_members, target_precision=goal)
+    if threshold is None:
+        raise ProposalRejected(f"no similarity threshold reaches seed precision {goal:.2f} for {target}")
+    digest = hashlib.sha1("|".join(concepts.phrases()).encode()).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "_", target.lower()).strip("_")[:20]
+    return LabelingFunction(
+        name=f"llm_concept_{slug}_{digest}", kind="embedding", label=target,
+        prototypes=np.round(phrase_emb, 6).tolist(), threshold=threshold,
+        provenance=Provenance(source="llm:concepts", detail=model, round=round_),
+        description="concepts: " + "; ".join(concepts.phrases()[:6]))

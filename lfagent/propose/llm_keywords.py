@@ -1,0 +1,75 @@
+"""Keyword LFs from the LLM (DataSculpt-style): cheap, structured JSON, robust even for small models."""
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field, ValidationError
+
+from lfagent.lf import LabelingFunction, Provenance
+from lfagent.llm.base import ChatMessage, ChatRequest
+from lfagent.propose.parse import ProposalRejected, extract_json
+from lfagent.propose.prompting import PromptContext, render, system_prompt
+
+MAX_KEYWORD_CHARS = 40
+
+
+class KeywordRule(BaseModel):
+    class_name: str = Field(alias="class")
+    keywords: list[str] = Field(max_length=30)
+
+
+class KeywordReply(BaseModel):
+    rules: list[KeywordRule] = Field(max_length=40)
+
+
+def keyword_request(context: PromptContext, *, sample: int = 0, max_tokens: int = 300) -> ChatRequest:
+    prompt = render("keywords", context, n_per_class="3")
+    schema = {"name": "keyword_rules", "schema": KeywordReply.model_json_schema(by_alias=True)}
+    return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
+                                 ChatMessage(role="user", content=prompt)],
+                       temperature=0.3, max_tokens=max_tokens, json_schema=schema, seed=sample)
+
+
+def parse_keyword_reply(reply: str, *, class_names: list[str], round_: int, model: str,
+                        ) -> tuple[list[LabelingFunction], list[str]]:
+    """One keyword LF per (class, keyword); returns (lfs, reasons for the parts rejected)."""
+    data = extract_json(reply)
+    if isinstance(data, list):
+        data = {"rules": data}
+    try:
+        parsed = KeywordReply.model_validate(data)
+    except ValidationError as exc:
+        raise ProposalRejected(f"JSON does not match the schema: {exc.errors()[0]['msg']}") from None
+    lfs, rejected = [], []
+    lookup = {name.lower(): name for name in class_names}
+    for rule in parsed.rules:
+        class_name = lookup.get(rule.class_name.strip().lower())
+        if class_name is None:
+            rejected.append(f"unknown class {rule.class_name!r}")
+            continue
+        for keyword in rule.keywords:
+            cleaned = " ".join(str(keyword).split()).strip()
+            problem = _keyword_problem(cleaned)
+            if problem:
+                rejected.append(f"keyword {keyword!r}: {problem}")
+                continue
+            slug = re.sub(r"[^a-z0-9]+", "_", cleaned.lower()).strip("_")[:32]
+            cslug = re.sub(r"[^a-z0-9]+", "_", class_name.lower()).strip("_")[:20]
+            lfs.append(LabelingFunction(
+                name=f"llm_kw_{cslug}_{slug}", kind="keywords", label=class_name, keywords=[cleaned],
+                provenance=Provenance(source="llm:keywords", detail=model, round=round_)))
+    if not lfs and not rejected:
+        raise ProposalRejected("no keywords in the reply")
+    return lfs, rejected
+
+
+def _keyword_problem(keyword: str) -> str | None:
+    if not keyword:
+        return "empty"
+    if len(keyword) > MAX_KEYWORD_CHARS:
+        return f"longer than {MAX_KEYWORD_CHARS} characters"
+    if not re.search(r"[A-Za-z0-9]", keyword):
+        return "no letters or digits"
+    if len(keyword) < 2:
+        return "too short"
+    return None

@@ -1,0 +1,136 @@
+"""Asks the LLM for LFs of each kind, turns replies into candidates, and records every rejection.
+
+LLM output is untrusted: a malformed, hostile, truncated or duplicate proposal is rejected with a reason
+and the caller goes on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lfagent.lf import LabelingFunction
+from lfagent.llm.base import ChatMessage, ChatRequest, LLMFailure
+from lfagent.propose.llm_code import code_request, parse_code_reply, refine_request
+from lfagent.propose.llm_concepts import concept_lf, concept_request, parse_concepts
+from lfagent.propose.llm_keywords import keyword_request, parse_keyword_reply
+from lfagent.propose.parse import ProposalRejected
+from lfagent.propose.prompting import PromptContext, render, system_prompt
+
+KINDS = ("code", "keywords", "concepts")
+
+
+@dataclass
+class ProposalReport:
+    added: list[LabelingFunction] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (what, reason)
+    failures: list[str] = field(default_factory=list)  # LLM calls that failed (after retries)
+    budget_spent: bool = False
+
+    def merge(self, other: "ProposalReport") -> "ProposalReport":
+        self.added += other.added
+        self.rejected += other.rejected
+        self.failures += other.failures
+        self.budget_spent = self.budget_spent or other.budget_spent
+        return self
+
+
+class LLMProposer:
+    def __init__(self, llm, *, class_names: list[str], embed=None, seed_emb=None, seed_members=None):
+        self.llm = llm
+        self.class_names = class_names
+        self.embed = embed  # callable texts -> normalised embeddings (concepts need it)
+        self.seed_emb = seed_emb
+        self.seed_members = seed_members  # n_seed x k bool
+        self.model = getattr(llm, "model", "") or "llm"
+
+    def _ask(self, requests: list[ChatRequest], report: ProposalReport) -> list[str | None]:
+        replies = self.llm.chat_many(requests) if requests else []
+        texts = []
+        for reply in replies:
+            if isinstance(reply, LLMFailure):
+                report.failures.append(f"{reply.kind}: {reply.message}")
+                report.budget_spent = report.budget_spent or reply.kind == "budget"
+                texts.append(None)
+            else:
+                if reply.finish_reason == "length":
+                    report.failures.append("reply cut at max_tokens")
+                texts.append(reply.text)
+        return texts
+
+    def guideline(self, context: PromptContext) -> str | None:
+        report = ProposalReport()
+        request = ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
+                                        ChatMessage(role="user", content=render("guideline", context))],
+                              temperature=0.2, max_tokens=220, seed=0)
+        (text,) = self._ask([request], report)
+        return text.strip()[:2000] if text else None
+
+    def propose(self, kind: str, context: PromptContext, *, n: int, targets: list[str], round_: int,
+                sample_offset: int = 0) -> ProposalReport:
+        if kind == "code":
+            return self._code(context, n=n, targets=targets, round_=round_, offset=sample_offset)
+        if kind == "keywords":
+            return self._keywords(context, n=n, round_=round_, offset=sample_offset)
+        if kind == "concepts":
+            return self._concepts(context, targets=targets, round_=round_, offset=sample_offset)
+        raise ValueError(f"unknown proposal kind {kind!r}; expected one of {KINDS}")
+
+    def _code(self, context, *, n, targets, round_, offset) -> ProposalReport:
+        report = ProposalReport()
+        jobs = [(t, offset + i) for i in range(n) for t in targets]
+        replies = self._ask([code_request(context, t, sample=s) for t, s in jobs], report)
+        for (target, _), text in zip(jobs, replies):
+            if text is None:
+                continue
+            try:
+                report.added.append(parse_code_reply(text, target=target, class_names=self.class_names,
+                                                     round_=round_, model=self.model))
+            except ProposalRejected as exc:
+                report.rejected.append((f"code LF for {target}", exc.reason))
+        return report
+
+    def refine(self, lf: LabelingFunction, context: PromptContext, false_positives: list[str],
+               false_negatives: list[str], *, round_: int) -> ProposalReport:
+        report = ProposalReport()
+        (text,) = self._ask([refine_request(context, lf, false_positives, false_negatives, sample=round_)], report)
+        if text is not None:
+            try:
+                report.added.append(parse_code_reply(text, target=lf.label, class_names=self.class_names,
+                                                     round_=round_, model=self.model, parent=lf.name))
+            except ProposalRejected as exc:
+                report.rejected.append((f"refinement of {lf.name}", exc.reason))
+        return report
+
+    def _keywords(self, context, *, n, round_, offset) -> ProposalReport:
+        report = ProposalReport()
+        replies = self._ask([keyword_request(context, sample=offset + i) for i in range(max(1, n))], report)
+        for text in replies:
+            if text is None:
+                continue
+            try:
+                lfs, rejected = parse_keyword_reply(text, class_names=self.class_names, round_=round_, model=self.model)
+                report.added += lfs
+                report.rejected += [("keyword", reason) for reason in rejected]
+            except ProposalRejected as exc:
+                report.rejected.append(("keyword reply", exc.reason))
+        return report
+
+    def _concepts(self, context, *, targets, round_, offset) -> ProposalReport:
+        report = ProposalReport()
+        if self.embed is None or self.seed_emb is None:
+            report.rejected.append(("concepts", "concept LFs need embeddings (run without --no-embeddings)"))
+            return report
+        replies = self._ask([concept_request(context, t, sample=offset) for t in targets], report)
+        for target, text in zip(targets, replies):
+            if text is None:
+                continue
+            try:
+                concepts = parse_concepts(text, target)
+                phrase_emb = self.embed(concepts.phrases())
+                c = self.class_names.index(target)
+                report.added.append(concept_lf(concepts, target, phrase_emb, self.seed_emb,
+                                               np.asarray(self.seed_members[:, c]), round_=round_, model=self.model))
+            except ProposalRejected as exc:
+                report.rejected.append((f"concepts for {target}", exc.reason))
+        return report

@@ -1,0 +1,83 @@
+"""LLM replies are untrusted input: each malformed, hostile, truncated or duplicate proposal is rejected with a reason."""
+import json
+
+import pytest
+
+from lfagent.propose.llm_code import PROMPT_PREFIX, parse_code_reply
+from lfagent.propose.llm_keywords import parse_keyword_reply
+from lfagent.propose.parse import ProposalRejected, extract_json, extract_label_function
+
+CLASSES = ["HAM", "SPAM"]
+
+
+def parse(reply, target="SPAM"):
+    return parse_code_reply(reply, target=target, class_names=CLASSES, round_=1, model="m")
+
+
+def test_fenced_function_with_chatter_is_extracted():
+    reply = ("Sure! Here is the function:\n```python\nimport re\n\ndef label(record):\n"
+             "    if re.search(r'check out', record['text'], re.I):\n        return 'SPAM'\n    return None\n```\n"
+             "This returns SPAM for promotions.")
+    lf = parse(reply)
+    assert lf.kind == "code" and lf.label == "SPAM" and "def label" in lf.source
+    assert lf.provenance.source == "llm:code"
+
+
+def test_continuation_of_the_prompt_prefix_is_completed():
+    # The prompt ends inside `def label(record):`; small models often answer with the body only.
+    reply = "    if 'subscribe' in text:\n        return 'SPAM'\n    return None\n```"
+    source = extract_label_function(reply, prefix=PROMPT_PREFIX)
+    assert source.startswith("import re") and "subscribe" in source
+    assert parse(reply).label == "SPAM"
+
+
+def test_inverted_logic_is_labelled_by_what_it_returns():
+    reply = "```python\ndef label(record):\n    if 'song' in record['text']:\n        return 'HAM'\n    return None\n```"
+    assert parse(reply, target="SPAM").label == "HAM"
+
+
+@pytest.mark.parametrize("reply, reason", [
+    ("I cannot help with that.", "never returns a class"),
+    ("```python\ndef label(record):\n    return None\n```", "never returns a class"),
+    ("```python\ndef label(record):\n    if 'x' in record['text'\n", "not valid Python"),
+    ("```python\nimport os\ndef label(record):\n    return os.environ.get('SECRET')\n```", "lint"),
+    ("```python\ndef label(record):\n    return ().__class__.__bases__[0]\n```", "lint"),
+    ("```python\ndef label(record):\n    return 'EGGS'\n```", "not classes"),
+    ("```python\ndef label(record):\n    exec('1')\n    return None\n```", "lint"),
+])
+def test_bad_code_replies_are_rejected_with_a_reason(reply, reason):
+    with pytest.raises(ProposalRejected) as info:
+        parse(reply)
+    assert reason in info.value.reason
+
+
+def test_same_code_with_other_formatting_gets_the_same_name():
+    a = parse("```python\ndef label(record):\n    return 'SPAM' if 'win' in record['text'] else None\n```")
+    b = parse("```python\n# comment\ndef label(record):\n    return 'SPAM'  if 'win' in record['text']  else None\n```")
+    assert a.name == b.name and a.fingerprint == b.fingerprint
+
+
+def test_keyword_reply_parses_and_rejects_bad_parts():
+    reply = "```json\n" + json.dumps({"rules": [
+        {"class": "spam", "keywords": ["check out", "subscribe", "", "!!!", "x" * 80]},
+        {"class": "EGGS", "keywords": ["egg"]}]}) + "\n```"
+    lfs, rejected = parse_keyword_reply(reply, class_names=CLASSES, round_=1, model="m")
+    assert [lf.keywords[0] for lf in lfs] == ["check out", "subscribe"]
+    assert all(lf.label == "SPAM" and lf.provenance.source == "llm:keywords" for lf in lfs)
+    assert any("unknown class 'EGGS'" in r for r in rejected)
+    assert sum("keyword" in r for r in rejected) == 3
+
+
+@pytest.mark.parametrize("reply, reason", [
+    ('{"rules": [{"class": "SPAM", "keywords": ["a"', "malformed JSON"),
+    ("no json here", "no JSON"),
+    ('{"rules": "nope"}', "schema"),
+])
+def test_bad_keyword_replies(reply, reason):
+    with pytest.raises(ProposalRejected) as info:
+        parse_keyword_reply(reply, class_names=CLASSES, round_=1, model="m")
+    assert reason in info.value.reason
+
+
+def test_extract_json_finds_object_after_prose():
+    assert extract_json('Here you go: {"a": [1, 2]} hope it helps') == {"a": [1, 2]}
