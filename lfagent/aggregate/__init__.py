@@ -1,0 +1,17 @@
+"""Aggregation: label votes -> class probabilities (majority vote, Dawid-Skene EM), calibration, ECE."""
+from lfagent.aggregate.calibrate import (
+    IsotonicCalibrator, PlattScaler, ReliabilityBin, TemperatureScaler, binary_expected_calibration_error,
+    cross_fit_calibrated_probs, expected_calibration_error, make_calibrator,
+    multilabel_expected_calibration_error, reliability_bins,
+)
+from lfagent.aggregate.label_matrix import LabelMatrixError
+from lfagent.aggregate.label_model import LabelModel
+from lfagent.aggregate.majority import majority_vote, majority_vote_proba
+from lfagent.aggregate.multilabel import MultiLabelModel
+
+__all__ = [
+    "IsotonicCalibrator", "LabelMatrixError", "LabelModel", "MultiLabelModel", "PlattScaler",
+    "ReliabilityBin", "TemperatureScaler", "binary_expected_calibration_error", "cross_fit_calibrated_probs",
+    "expected_calibration_error", "majority_vote", "majority_vote_proba", "make_calibrator",
+    "multilabel_expected_calibration_error", "reliability_bins",
+]

@@ -1,0 +1,108 @@
+"""Checks and encodings of the label matrix `L` (n x m ints, -1 = abstain, classes 0..k-1)."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from lfagent.errors import InputError
+
+ABSTAIN = -1
+
+
+class LabelMatrixError(InputError, ValueError):
+    """A label matrix, label vector or probability array is malformed (dtype, shape, range)."""
+
+
+def check_cardinality(cardinality: int) -> int:
+    if isinstance(cardinality, bool) or not isinstance(cardinality, (int, np.integer)) or cardinality < 2:
+        raise LabelMatrixError(f"cardinality must be an int >= 2, got {cardinality!r}")
+    return int(cardinality)
+
+
+def check_label_matrix(L, cardinality: int, *, n_lfs: int | None = None, name: str = "L") -> np.ndarray:
+    """Return `L` as an int64 array after checking dtype, shape and value range; raise otherwise."""
+    arr = np.asarray(L)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)  # whole-number floats (e.g. from pandas) are harmless
+        else:
+            raise LabelMatrixError(f"{name} must hold integers (-1 = abstain, 0..k-1), got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise LabelMatrixError(f"{name} must be 2-D (rows x labeling functions), got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise LabelMatrixError(f"{name} has no labeling-function columns (shape {arr.shape})")
+    if n_lfs is not None and arr.shape[1] != n_lfs:
+        raise LabelMatrixError(f"{name} has {arr.shape[1]} labeling-function columns; the model was fitted on {n_lfs}")
+    if arr.size:
+        low, high = int(arr.min()), int(arr.max())
+        if low < ABSTAIN:
+            raise LabelMatrixError(f"{name} holds {low}; values must be -1 (abstain) or 0..{cardinality - 1}")
+        if high >= cardinality:
+            raise LabelMatrixError(f"{name} holds {high} but cardinality is {cardinality}; "
+                                   f"values must be -1 (abstain) or 0..{cardinality - 1}")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_labels(y, cardinality: int, *, n_rows: int | None = None, name: str = "y") -> np.ndarray:
+    """Return gold labels `y` as int64 after checking shape and range (no abstain allowed)."""
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise LabelMatrixError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise LabelMatrixError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise LabelMatrixError(f"{name} has {arr.shape[0]} labels but there are {n_rows} rows")
+    if arr.size and (arr.min() < 0 or arr.max() >= cardinality):
+        raise LabelMatrixError(f"{name} must hold class ids 0..{cardinality - 1}, got range "
+                               f"[{arr.min()}, {arr.max()}]")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_probabilities(probs, *, name: str = "probs") -> np.ndarray:
+    arr = np.asarray(probs, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] < 2:
+        raise LabelMatrixError(f"{name} must be 2-D (rows x classes, >= 2 classes), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or arr.min(initial=0.0) < 0 or arr.max(initial=0.0) > 1 + 1e-9:
+        raise LabelMatrixError(f"{name} must hold finite probabilities in [0, 1]")
+    return arr
+
+
+def check_class_prior(prior, cardinality: int, *, name: str = "class_balance") -> np.ndarray:
+    arr = np.asarray(prior, dtype=float)
+    if arr.shape != (cardinality,):
+        raise LabelMatrixError(f"{name} must have {cardinality} entries, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise LabelMatrixError(f"{name} entries must be positive, got {arr.tolist()}")
+    return arr / arr.sum()
+
+
+def vote_counts(L: np.ndarray, cardinality: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """n x k (weighted) count of votes per class."""
+    counts = np.zeros((L.shape[0], cardinality))
+    lf_weights = np.ones(L.shape[1]) if weights is None else np.asarray(weights, dtype=float)
+    for c in range(cardinality):
+        counts[:, c] = (L == c) @ lf_weights
+    return counts
+
+
+def one_hot_votes(L: np.ndarray, cardinality: int) -> sp.csr_matrix:
+    """Sparse n x (m*k) indicator: column j*k + c is 1 where LF j voted c (abstains leave no entry)."""
+    n, m = L.shape
+    rows, lfs = np.nonzero(L >= 0)
+    cols = lfs * cardinality + L[rows, lfs]
+    data = np.ones(rows.shape[0])
+    return sp.csr_matrix((data, (rows, cols)), shape=(n, m * cardinality))
+
+
+def unique_rows(L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of `L`, the index of each row's distinct row, and each distinct row's count.
+
+    Label matrices repeat a few vote patterns many times; fitting on the distinct patterns with counts
+    as weights gives the same estimates far faster.
+    """
+    if L.shape[0] == 0:
+        return L, np.zeros(0, dtype=np.int64), np.zeros(0)
+    compact = np.ascontiguousarray((L + 1).astype(np.int8 if L.max() < 126 else np.int32))
+    keys = compact.view(np.dtype((np.void, compact.dtype.itemsize * compact.shape[1]))).ravel()
+    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    return L[first], inverse.ravel(), counts.astype(float)
