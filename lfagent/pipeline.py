@@ -33,6 +33,9 @@ class PipelineConfig(BaseModel):
     min_votes: int = 3
     label_model: str = "auto"  # auto | majority | dawid_skene
     fallback: str = "embedding"  # embedding (logistic regression on seed embeddings) | prior
+    # How the embedding classifier joins the label model on covered records: "product" treats the two as
+    # independent experts (p ~ p_lm * p_emb / prior); "none" uses it only where no LF votes.
+    combine: str = "product"
 
 
 @dataclass
@@ -66,25 +69,40 @@ class FittedModel:
     dropped: dict[str, str] = field(default_factory=dict)
     candidates: list[LabelingFunction] = field(default_factory=list)
 
+    combine: str = "product"
+
     def predict(self, L: np.ndarray, emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated probabilities (n x k) and the covered flag (n,)."""
         n = L.shape[0]
         covered = (L != ABSTAIN).any(axis=1) if L.shape[1] else np.zeros(n, dtype=bool)
-        if L.shape[1]:
-            probs = self.label_model.predict_proba(L).astype(float)
-        else:
-            probs = np.tile(self.prior, (n, 1))
-        if (~covered).any():
-            probs[~covered] = self._fallback_probs(emb, ~covered)
-        return probs, covered
-
-    def _fallback_probs(self, emb, mask) -> np.ndarray:
+        probs = self.label_model.predict_proba(L).astype(float) if L.shape[1] else np.tile(self.prior, (n, 1))
         if self.fallback is None or emb is None:
-            return np.tile(self.prior, (int(mask.sum()), 1))
-        return fallback_predict(self.fallback, emb[mask], self.multi_label, len(self.prior))
+            probs[~covered] = self.prior
+            return probs, covered
+        expert = fallback_predict(self.fallback, emb, self.multi_label, len(self.prior))
+        return combine_experts(probs, expert, covered, self.prior, self.multi_label, self.combine), covered
 
 
 ProgressFn = Callable[[str], None]
+
+
+def combine_experts(lm: np.ndarray, emb: np.ndarray, covered: np.ndarray, prior: np.ndarray, multi_label: bool,
+                    how: str) -> np.ndarray:
+    """Covered rows: label model and embedding classifier as independent experts; others: the classifier."""
+    eps = 1e-6
+    out = emb.copy()
+    if how == "product":
+        if multi_label:  # per class, two-way products of independent binary experts
+            pos = lm * emb / prior
+            neg = (1 - lm) * (1 - emb) / (1 - prior)
+            joint = pos / np.maximum(pos + neg, eps)
+        else:
+            joint = np.clip(lm, eps, 1) * np.clip(emb, eps, 1) / prior
+            joint /= joint.sum(axis=1, keepdims=True)
+        out[covered] = joint[covered]
+    else:
+        out[covered] = lm[covered]
+    return out
 
 
 def candidate_lfs(corpus: Corpus, train: np.ndarray, config: PipelineConfig,
@@ -129,7 +147,8 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     if config.fallback == "embedding" and corpus.seed_emb is not None:
         fallback = fit_fallback(corpus.seed_emb[train], y, corpus.multi_label, config.seed)
     return FittedModel(lfs=kept, label_model=model, fallback=fallback, prior=prior,
-                       multi_label=corpus.multi_label, dropped=dropped, candidates=candidates)
+                       multi_label=corpus.multi_label, dropped=dropped, candidates=candidates,
+                       combine=config.combine)
 
 
 def fit_label_model(L_unl, L_dev, y_dev, corpus: Corpus, config: PipelineConfig):
