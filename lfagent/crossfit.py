@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel
 
-from lfagent.aggregate import expected_calibration_error
+from lfagent.aggregate import expected_calibration_error, multilabel_expected_calibration_error
 from lfagent.calibration import Calibrator, fit_calibrator
 from lfagent.pipeline import Corpus, FittedModel, PipelineConfig, VoteCache, fit_once, fold_indices
 from lfagent.lf import LabelingFunction
@@ -45,10 +45,10 @@ class PipelineResult:
 
 
 def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[LabelingFunction] = (),
-                 pins: dict[str, str] | None = None, pool=None, progress=None,
+                 pins: dict[str, str] | None = None, progress=None,
                  votes: VoteCache | None = None) -> PipelineResult:
     say = progress or (lambda message: None)
-    votes = votes or VoteCache(corpus, pool)
+    votes = votes or VoteCache(corpus)
     n = len(corpus.seed_y)
     folds = fold_indices(corpus.seed_y, config.folds, config.seed, corpus.multi_label)
     raw_heldout = np.zeros((n, corpus.k))
@@ -88,10 +88,8 @@ def _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, fin
     if corpus.multi_label:
         micro, macro = multilabel_f1(y, heldout >= 0.5)
         accuracy, low, high = micro, *_bootstrap_interval(y, heldout, config.seed)
-        ece = float(np.mean([expected_calibration_error(np.column_stack([1 - heldout[:, c], heldout[:, c]]), y[:, c])
-                             for c in range(corpus.k)]))
-        ece_raw = float(np.mean([expected_calibration_error(np.column_stack([1 - raw_heldout[:, c], raw_heldout[:, c]]), y[:, c])
-                                 for c in range(corpus.k)]))
+        ece = multilabel_expected_calibration_error(heldout, y)
+        ece_raw = multilabel_expected_calibration_error(raw_heldout, y)
     else:
         pred = heldout.argmax(axis=1)
         correct = int((pred == y).sum())

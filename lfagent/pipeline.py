@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from lfagent.aggregate import LabelModel, MultiLabelModel
-from lfagent.apply import apply_lfs
+from lfagent.apply import apply_lfs, is_trusted
 from lfagent.lf import ABSTAIN, LabelingFunction
 from lfagent.propose.mined import mine_embedding_lfs, mine_ngram_lfs
 from lfagent.scoring import select_lfs
@@ -116,8 +116,9 @@ def candidate_lfs(corpus: Corpus, train: np.ndarray, config: PipelineConfig,
                               max_n=config.max_ngram, multi_label=corpus.multi_label)
     if config.mine_embeddings and corpus.seed_emb is not None:
         lfs += mine_embedding_lfs(corpus.seed_emb[train], y, corpus.class_names, multi_label=corpus.multi_label)
-    names = {lf.name for lf in lfs}
-    return lfs + [lf for lf in extra if lf.name not in names]
+    # An LF from outside with a miner's name is the user's edit of it: it replaces the mined one.
+    replaced = {lf.name for lf in extra}
+    return [lf for lf in lfs if lf.name not in replaced] + list(extra)
 
 
 def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
@@ -136,10 +137,10 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
                            lf_labels=[_label_index(lf, corpus.class_names) for lf in candidates],
                            min_votes=config.min_votes)
     dropped = dict(selection.dropped)
-    dropped.update({name: f"sandbox: {why}" for name, why in votes.errors.items()
-                    if name in {lf.name for lf in candidates}})
+    failed = {lf.name: votes.errors[lf.fingerprint] for lf in candidates if lf.fingerprint in votes.errors}
+    dropped.update({name: f"sandbox: {why}" for name, why in failed.items()})
     chosen = set(selection.kept) | {name for name, pin in pins.items() if pin == "keep"}
-    keep = [j for j, lf in enumerate(candidates) if lf.name in chosen and lf.name not in votes.errors]
+    keep = [j for j, lf in enumerate(candidates) if lf.name in chosen and lf.name not in failed]
     kept = [candidates[j] for j in keep]
     prior = class_prior(y, corpus.k, corpus.multi_label)
     model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
@@ -195,14 +196,17 @@ def fallback_predict(model, emb: np.ndarray, multi_label: bool, k: int) -> np.nd
 
 
 class VoteCache:
-    """Votes per LF fingerprint, so an LF shared by several folds is applied to the corpus once."""
+    """Votes per LF fingerprint, so an LF shared by several folds is applied to the corpus once.
 
-    def __init__(self, corpus: Corpus, pool=None):
+    `get_pool` returns the sandbox pool; it is called only when a code LF needs applying.
+    """
+
+    def __init__(self, corpus: Corpus, get_pool: Callable[[], object] | None = None):
         self.corpus = corpus
-        self.pool = pool
+        self.get_pool = get_pool
         self._seed: dict[str, np.ndarray] = {}
         self._unl: dict[str, np.ndarray] = {}
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, str] = {}  # LF fingerprint -> why the sandbox gave it no votes
 
     def matrices(self, lfs: list[LabelingFunction]) -> tuple[np.ndarray, np.ndarray]:
         missing = [lf for lf in lfs if lf.fingerprint not in self._seed]
@@ -219,11 +223,13 @@ class VoteCache:
         texts = c.seed_texts + c.unl_texts
         emb = None if c.seed_emb is None else np.vstack([c.seed_emb, c.unl_emb])
         rows = None if c.seed_rows is None else c.seed_rows + c.unl_rows
-        outcome = apply_lfs(lfs, texts, c.class_names, rows=rows, embeddings=emb, pool=self.pool)
+        pool = self.get_pool() if self.get_pool and not all(is_trusted(lf) for lf in lfs) else None
+        outcome = apply_lfs(lfs, texts, c.class_names, rows=rows, embeddings=emb, pool=pool)
         for j, lf in enumerate(lfs):
             self._seed[lf.fingerprint] = outcome.L[:n_s, j]
             self._unl[lf.fingerprint] = outcome.L[n_s:, j]
-        self.errors.update(outcome.errors)
+            if lf.name in outcome.errors:
+                self.errors[lf.fingerprint] = outcome.errors[lf.name]
 
 
 def fold_indices(y: np.ndarray, folds: int, seed: int, multi_label: bool) -> list[np.ndarray]:

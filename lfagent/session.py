@@ -49,7 +49,7 @@ class Session:
         self.seeds: Records = load_seeds(self.task)
         self.unlabeled: Records = load_unlabeled(self.task)
         self.corpus = self._build_corpus()
-        self.votes = VoteCache(self.corpus, None)
+        self.votes = VoteCache(self.corpus, lambda: self.pool)
 
     # -- data
     def _build_corpus(self) -> Corpus:
@@ -65,6 +65,11 @@ class Session:
         return Corpus(class_names=self.task.class_names, multi_label=self.task.multi_label,
                       seed_texts=self.seeds.texts, seed_y=self.seeds.y, unl_texts=self.unlabeled.texts,
                       seed_emb=seed_emb, unl_emb=unl_emb, seed_rows=self.seeds.rows, unl_rows=self.unlabeled.rows)
+
+    def _pool_for(self, lfs: list[LabelingFunction]):
+        from lfagent.apply import is_trusted
+
+        return None if all(is_trusted(lf) for lf in lfs) else self.pool
 
     @property
     def pool(self):
@@ -222,9 +227,6 @@ class Session:
 
     # -- fitting
     def fit(self) -> "Metrics":
-        needs_pool = any(lf.kind == "code" or (lf.kind == "regex" and not lf.provenance.source.startswith(("mined", "user")))
-                         for lf in self.external_lfs())
-        self.votes.pool = self.pool if needs_pool else self._pool
         self.result = run_pipeline(self.corpus, self.config, extra=self.external_lfs(), pins=self._pins(),
                                    votes=self.votes, progress=self.say)
         self._record_lfs()
@@ -237,6 +239,9 @@ class Session:
                 self.store.put_lf(lf, status="candidate")
             status = "kept" if lf.name in kept else "dropped"
             self.store.set_lf_status(lf.name, status, self.result.final.dropped.get(lf.name))
+        for name, pin in self._pins().items():
+            if pin == "drop":
+                self.store.set_lf_status(name, "dropped", "dropped by hand")
         self.store.event("fit", self.result.metrics.model_dump())
 
     def _fitted(self) -> PipelineResult:
@@ -285,8 +290,7 @@ class Session:
         result = self._fitted()
         emb = self.embedder.encode([text]) if self._embed else None
         kept = result.final.lfs
-        outcome = apply_lfs(kept, [text], self.task.class_names, embeddings=emb,
-                            pool=self.pool if any(lf.kind == "code" for lf in kept) else None)
+        outcome = apply_lfs(kept, [text], self.task.class_names, embeddings=emb, pool=self._pool_for(kept))
         raw, covered = result.final.predict(outcome.L, emb)
         probs = result.calibrator.transform(raw)[0]
         votes = {lf.name: (self.task.class_names[v] if v >= 0 else None) for lf, v in zip(kept, outcome.L[0])}
@@ -309,7 +313,7 @@ class Session:
         result = self.result
         emb = self.embedder.encode(test.texts) if self._embed else None
         outcome = apply_lfs(result.final.lfs, test.texts, self.task.class_names, rows=test.rows, embeddings=emb,
-                            pool=self._pool)
+                            pool=self._pool_for(result.final.lfs))
         raw, covered = result.final.predict(outcome.L, emb)
         probs = result.calibrator.transform(raw)
         if self.task.multi_label:

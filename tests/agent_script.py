@@ -1,0 +1,80 @@
+"""A scripted 'LLM' for the youtube-spam task: good, inverted, hostile, truncated and malformed replies.
+
+Used by the agent tests (in-process server) and the REPL tests (standalone server).
+"""
+import json
+import re
+
+from llm_server import HOSTILE_CODE_REPLY, Fault
+
+GOOD_SPAM_CODE = '''```python
+import re
+
+def label(record):
+    text = record["text"].lower()
+    if re.search(r"check (out )?my|subscribe|my channel|http|\\.com", text):
+        return "SPAM"
+    return None
+```'''
+INVERTED_HAM_CODE = '''```python
+def label(record):
+    text = record["text"].lower()
+    if "subscribe" in text or "check out" in text:
+        return "HAM"
+    return None
+```'''
+TRUNCATED_CODE = '```python\ndef label(record):\n    text = record["text"].lower()\n    if ("song" in text'
+KEYWORDS = json.dumps({"rules": [{"class": "SPAM", "keywords": ["subscribe", "my channel", "check out", "free"]},
+                                 {"class": "HAM", "keywords": ["love this song", "beautiful", "queen"]},
+                                 {"class": "EGGS", "keywords": ["egg"]}]})
+CONCEPTS = {"SPAM": json.dumps({"class": "SPAM", "intent": "promote a channel or website",
+                                "entities": ["my channel", "website link"],
+                                "topic_phrases": ["please subscribe to my channel", "check out my new video",
+                                                  "visit my website for free money"]}),
+            "HAM": json.dumps({"class": "HAM", "intent": "talk about the song",
+                               "entities": ["the singer", "the song"],
+                               "topic_phrases": ["I love this song so much", "her voice is amazing"]})}
+REFINED = '''```python
+def label(record):
+    text = record["text"].lower()
+    if "subscribe" in text and "song" not in text:
+        return "SPAM"
+    return None
+```'''
+
+
+def last_user(body: dict) -> str:
+    return [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+
+
+def respond(body: dict):
+    """Route by prompt kind: see lfagent/prompts/*.md."""
+    prompt = last_user(body)
+    if "labeling guideline" in prompt:
+        return "- SPAM: asks to subscribe, visit, or check out something.\n- HAM: talks about the song."
+    if "Rewrite `label(record)`" in prompt:
+        return REFINED
+    if "Write ONE Python function" in prompt:
+        target = re.search(r'votes "(\w+)"', prompt).group(1)
+        seed = body.get("seed") or 0
+        if target == "SPAM":
+            return GOOD_SPAM_CODE if seed % 2 == 0 else TRUNCATED_CODE
+        return HOSTILE_CODE_REPLY if seed % 2 == 0 else INVERTED_HAM_CODE
+    if "keywords or short phrases" in prompt:
+        return KEYWORDS
+    if "Extract the concepts" in prompt:
+        target = re.search(r"belong to class (\w+)", prompt).group(1)
+        return CONCEPTS.get(target, "{not json")
+    return Fault("garbage")
+
+
+def script_json() -> dict:
+    """The same behaviour as rules for the standalone server (`python tests/llm_server.py --script`)."""
+    return {"rules": [{"contains": "labeling guideline", "reply": "- SPAM: asks to subscribe.\n- HAM: about the song."},
+                      {"contains": "Rewrite `label(record)`", "reply": REFINED},
+                      {"contains": 'votes "SPAM"', "reply": GOOD_SPAM_CODE},
+                      {"contains": 'votes "HAM"', "reply": HOSTILE_CODE_REPLY},
+                      {"contains": "keywords or short phrases", "reply": KEYWORDS},
+                      {"contains": "belong to class SPAM", "reply": CONCEPTS["SPAM"]},
+                      {"contains": "belong to class HAM", "reply": CONCEPTS["HAM"]}],
+            "default": "I am not sure."}
