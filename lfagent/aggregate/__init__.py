@@ -1,4 +1,4 @@
-"""Aggregation: label votes -> class probabilities (majority vote, Dawid-Skene EM), calibration, ECE."""
+"""Aggregation: label votes -> class probabilities (majority vote, Dawid-Skene EM, Snorkel's estimator), calibration, ECE."""
 from lfagent.aggregate.calibrate import (
     IsotonicCalibrator, PlattScaler, ReliabilityBin, TemperatureScaler, binary_expected_calibration_error,
     cross_fit_calibrated_probs, expected_calibration_error, make_calibrator,

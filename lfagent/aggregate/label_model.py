@@ -1,4 +1,4 @@
-"""`LabelModel`: Snorkel-compatible front door over majority vote and Dawid-Skene EM."""
+"""`LabelModel`: Snorkel-compatible front door over majority vote, Dawid-Skene EM and Snorkel's estimator."""
 from __future__ import annotations
 
 import json
@@ -7,18 +7,23 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from threadpoolctl import threadpool_limits
 
 from lfagent.aggregate.dawid_skene import DawidSkeneFit, dawid_skene_proba, fit_dawid_skene
 from lfagent.aggregate.label_matrix import (
     LabelMatrixError, check_cardinality, check_class_prior, check_label_matrix, check_labels,
 )
 from lfagent.aggregate.majority import majority_vote_proba
+from lfagent.aggregate.metal import MetalConfig, MetalFit, fit_metal, metal_conditional_probs, metal_proba
 
-Method = Literal["auto", "majority", "dawid_skene"]
+Method = Literal["auto", "majority", "dawid_skene", "metal"]
+METHODS = ("auto", "majority", "dawid_skene", "metal")
 STATE_FORMAT = "lfagent.label_model/1"
-# Snorkel training options accepted (and ignored) so Snorkel call sites work unchanged.
-_SNORKEL_TRAIN_OPTIONS = {"n_epochs", "lr", "l2", "optimizer", "optimizer_config", "lr_scheduler",
-                          "lr_scheduler_config", "prec_init", "log_freq", "mu_eps", "progress_bar"}
+# Snorkel training options: these steer method "metal" (as in Snorkel) ...
+_METAL_OPTIONS = {"n_epochs", "lr", "l2", "prec_init", "mu_eps"}
+# ... and these are accepted and ignored so Snorkel call sites work unchanged.
+_SNORKEL_TRAIN_OPTIONS = _METAL_OPTIONS | {"optimizer", "optimizer_config", "lr_scheduler",
+                                           "lr_scheduler_config", "log_freq", "progress_bar"}
 
 
 class DevSelection(BaseModel):
@@ -43,6 +48,7 @@ class LabelModelState(BaseModel):
     n_lfs: int
     class_prior: list[float]
     confusion: list[list[list[float]]] | None = None
+    mu: list[list[float]] | None = None
     smoothing: float
     max_iter: int
     n_folds: int
@@ -76,6 +82,22 @@ def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))))
 
 
+def _metal_config(options: dict) -> MetalConfig:
+    """The Snorkel training options that steer method "metal", checked."""
+    chosen = {key: options[key] for key in _METAL_OPTIONS if options.get(key) is not None}
+    if "prec_init" in chosen:
+        prec = np.asarray(chosen["prec_init"], dtype=float)
+        if prec.ndim > 1 or not np.all((prec > 0) & (prec <= 1)):
+            raise LabelMatrixError(f"prec_init must be one value or one per LF, in (0, 1], got {chosen['prec_init']!r}")
+        chosen["prec_init"] = float(prec) if prec.ndim == 0 else tuple(prec.tolist())
+    config = MetalConfig(**chosen)
+    if int(config.n_epochs) != config.n_epochs or config.n_epochs < 1 or config.lr <= 0 or config.l2 < 0:
+        raise LabelMatrixError("n_epochs must be an int >= 1, lr > 0 and l2 >= 0")
+    if config.mu_eps is not None and not 0 <= config.mu_eps < 0.5:
+        raise LabelMatrixError(f"mu_eps must be in [0, 0.5), got {config.mu_eps!r}")
+    return config
+
+
 class LabelModel:
     """Combine labeling-function votes into class probabilities.
 
@@ -83,14 +105,17 @@ class LabelModel:
     >>> lm.fit(np.array([[0, 0, -1], [1, 1, 1], [0, -1, 0], [1, -1, 1]]), seed=0).predict([[1, 1, -1]])
     array([1])
 
-    method: "dawid_skene" (EM over k x (k+1) confusion tables), "majority" (soft majority vote), or
-    "auto": with dev labels pick the one with the better cross-fitted dev accuracy, else Dawid-Skene.
+    method: "metal" (Snorkel 0.10's estimator, reproduced: same seed, same probabilities),
+    "dawid_skene" (EM over k x (k+1) confusion tables), "majority" (soft majority vote), or
+    "auto": with dev labels pick the one with the best cross-fitted dev accuracy, else "metal"
+    (benchmarks/results/label_model.md says why). Snorkel's n_epochs, lr, l2, prec_init and
+    mu_eps passed to `fit` steer "metal" (default 500 epochs); other Snorkel options are ignored.
     """
 
     def __init__(self, cardinality: int = 2, method: Method = "auto", *, smoothing: float = 2.0,
                  max_iter: int = 300, n_folds: int = 5, verbose: bool = False):
-        if method not in ("auto", "majority", "dawid_skene"):
-            raise LabelMatrixError(f"method must be 'auto', 'majority' or 'dawid_skene', got {method!r}")
+        if method not in METHODS:
+            raise LabelMatrixError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
         if smoothing < 0 or max_iter < 1 or n_folds < 2:
             raise LabelMatrixError("smoothing must be >= 0, max_iter >= 1 and n_folds >= 2")
         self.cardinality = check_cardinality(cardinality)
@@ -107,6 +132,7 @@ class LabelModel:
         self.n_lfs_: int | None = None
         self.seed_: int = 0
         self.ds_fit_: DawidSkeneFit | None = None
+        self.metal_fit_: MetalFit | None = None
         self.selection_: DevSelection | None = None
 
     # ---- fitting -------------------------------------------------------------------------------
@@ -120,8 +146,11 @@ class LabelModel:
         unknown = set(snorkel_options) - _SNORKEL_TRAIN_OPTIONS
         if unknown:
             raise TypeError(f"LabelModel.fit() got unexpected keyword arguments {sorted(unknown)}")
-        if Y_dev is not None and y_dev is None:
-            y_dev = Y_dev
+        metal_config = _metal_config(snorkel_options)
+        with threadpool_limits(1):  # small dense algebra: a second BLAS thread only stalls it
+            return self._fit(L, seed, class_balance, L_dev, Y_dev if y_dev is None else y_dev, metal_config)
+
+    def _fit(self, L, seed, class_balance, L_dev, y_dev, metal_config: MetalConfig) -> "LabelModel":
         k = self.cardinality
         L = check_label_matrix(L, k)
         self._reset()
@@ -131,18 +160,33 @@ class LabelModel:
         if prior is None and y_dev is not None and dev is None:
             prior = _prior_from_labels(check_labels(y_dev, k, name="y_dev"), k)
         L_fit = L if dev is None else np.vstack([L, dev[0]])  # dev rows' votes are unlabelled data too
-        method = self.method
+        method, fits = self.method, {}
         if method == "auto":
-            method = "dawid_skene" if dev is None else self._select_on_dev(L_fit, dev, prior)
+            # no dev labels: Snorkel's estimator, so we match Snorkel on any matrix (see the benchmark)
+            method = "metal" if dev is None else self._select_on_dev(L_fit, dev, prior, metal_config, fits)
         self.chosen_method_ = method
         if method == "dawid_skene":
-            self.ds_fit_ = fit_dawid_skene(L_fit, k, class_prior=prior, smoothing=self.smoothing,
-                                           max_iter=self.max_iter, seed=self.seed_)
+            self.ds_fit_ = fits.get("dawid_skene") or self._fit_dawid_skene(L_fit, prior)
             self.class_prior_ = self.ds_fit_.class_prior
+        elif method == "metal":
+            self.metal_fit_ = fits.get("metal") or self._fit_metal(L_fit, prior, metal_config)
+            self.class_prior_ = self.metal_fit_.class_prior
         else:
             fallback = np.full(k, 1.0 / k) if dev is None else _prior_from_labels(dev[1], k)
             self.class_prior_ = prior if prior is not None else fallback
         return self
+
+    def _fit_dawid_skene(self, L_fit, prior) -> DawidSkeneFit:
+        return fit_dawid_skene(L_fit, self.cardinality, class_prior=prior, smoothing=self.smoothing,
+                               max_iter=self.max_iter, seed=self.seed_)
+
+    def _fit_metal(self, L_fit, prior, config: MetalConfig) -> MetalFit:
+        """Snorkel's estimator; its prior is fixed: class_balance / Y_dev if given, else uniform."""
+        k = self.cardinality
+        if np.ndim(config.prec_init) == 1 and len(config.prec_init) != L_fit.shape[1]:
+            raise LabelMatrixError(f"prec_init has {len(config.prec_init)} values for {L_fit.shape[1]} LFs")
+        fixed_prior = prior if prior is not None else np.full(k, 1.0 / k)
+        return fit_metal(L_fit, k, fixed_prior, seed=self.seed_, config=config)
 
     def _check_dev(self, L, L_dev, y_dev):
         if L_dev is None:
@@ -153,20 +197,24 @@ class LabelModel:
         y_dev = check_labels(y_dev, self.cardinality, n_rows=L_dev.shape[0], name="y_dev")
         return (L_dev, y_dev) if len(y_dev) >= self.n_folds else None
 
-    def _select_on_dev(self, L_fit, dev, prior) -> str:
-        """Cross-fitted choice: a row's figure never comes from a prior fitted on its own label."""
+    def _select_on_dev(self, L_fit, dev, prior, metal_config: MetalConfig, fits: dict) -> str:
+        """Cross-fitted choice: a row's figure never comes from a prior fitted on its own label.
+
+        Dawid-Skene and metal use no dev label at all (fitted once, kept in `fits` for reuse);
+        majority vote's prior comes from the other folds' labels.
+        """
         L_dev, y_dev = dev
         k = self.cardinality
-        ds_fit = fit_dawid_skene(L_fit, k, class_prior=prior, smoothing=self.smoothing,
-                                 max_iter=self.max_iter, seed=self.seed_)  # uses no dev label
+        fits["dawid_skene"] = ds_fit = self._fit_dawid_skene(L_fit, prior)
+        fits["metal"] = metal_fit = self._fit_metal(L_fit, prior, metal_config)
         folds = _fold_ids(len(y_dev), self.n_folds, self.seed_)
-        probs = {"majority": np.zeros((len(y_dev), k)), "dawid_skene": np.zeros((len(y_dev), k))}
+        probs = {"majority": np.zeros((len(y_dev), k)),
+                 "dawid_skene": _with_prior_on_uncovered(dawid_skene_proba(L_dev, ds_fit), L_dev, ds_fit.class_prior),
+                 "metal": metal_proba(L_dev, metal_fit)}
         for fold in range(self.n_folds):
             held = folds == fold
             fold_prior = prior if prior is not None else _prior_from_labels(y_dev[~held], k)
             probs["majority"][held] = majority_vote_proba(L_dev[held], k, class_prior=fold_prior)
-            ds_probs = dawid_skene_proba(L_dev[held], ds_fit)
-            probs["dawid_skene"][held] = _with_prior_on_uncovered(ds_probs, L_dev[held], ds_fit.class_prior)
         accuracy = {name: float(np.mean(p.argmax(1) == y_dev)) for name, p in probs.items()}
         log_loss = {name: _log_loss(p, y_dev) for name, p in probs.items()}
         chosen = max(probs, key=lambda name: (accuracy[name], -log_loss[name]))
@@ -185,6 +233,8 @@ class LabelModel:
         L = check_label_matrix(L, self.cardinality, n_lfs=self.n_lfs_)
         if self.chosen_method_ == "majority":
             return majority_vote_proba(L, self.cardinality, class_prior=self.class_prior_)
+        if self.chosen_method_ == "metal":
+            return metal_proba(L, self.metal_fit_)  # uncovered rows get the prior by construction
         probs = dawid_skene_proba(L, self.ds_fit_)
         return _with_prior_on_uncovered(probs, L, self.class_prior_)
 
@@ -199,8 +249,13 @@ class LabelModel:
         return float(np.mean(self.predict(L) == y)) if len(y) else float("nan")
 
     def get_conditional_probs(self) -> np.ndarray | None:
-        """m x k x (k+1) table P(LF outputs o | class c), o == k is abstain (None for majority)."""
+        """m x k x (k+1) table P(LF outputs o | class c), o == k is abstain (None for majority).
+
+        Note the layout differs from Snorkel's (m x (k+1) x k, abstain first).
+        """
         self._require_fitted()
+        if self.metal_fit_ is not None:
+            return metal_conditional_probs(self.metal_fit_)
         return None if self.ds_fit_ is None else self.ds_fit_.confusion.copy()
 
     # ---- state ---------------------------------------------------------------------------------
@@ -211,7 +266,8 @@ class LabelModel:
         state = LabelModelState(
             cardinality=self.cardinality, method=self.method, chosen_method=self.chosen_method_,
             n_lfs=self.n_lfs_, class_prior=[float(p) for p in self.class_prior_],
-            confusion=None if ds is None else ds.confusion.tolist(), smoothing=self.smoothing,
+            confusion=None if ds is None else ds.confusion.tolist(),
+            mu=None if self.metal_fit_ is None else self.metal_fit_.mu.tolist(), smoothing=self.smoothing,
             max_iter=self.max_iter, n_folds=self.n_folds, seed=self.seed_,
             log_likelihood=None if ds is None else ds.log_likelihood,
             n_iter=None if ds is None else ds.n_iter, selection=self.selection_)
@@ -226,6 +282,8 @@ class LabelModel:
             raise LabelMatrixError(f"not a LabelModel state: {exc}") from exc
         if parsed.format != STATE_FORMAT:
             raise LabelMatrixError(f"unknown LabelModel state format {parsed.format!r}")
+        if parsed.chosen_method not in METHODS[1:] or (parsed.chosen_method == "dawid_skene") != (parsed.confusion is not None):
+            raise LabelMatrixError(f"LabelModel state: chosen method {parsed.chosen_method!r} does not match its parameters")
         model = cls(parsed.cardinality, parsed.method, smoothing=parsed.smoothing,
                     max_iter=parsed.max_iter, n_folds=parsed.n_folds)
         model.chosen_method_, model.n_lfs_, model.seed_ = parsed.chosen_method, parsed.n_lfs, parsed.seed
@@ -239,6 +297,8 @@ class LabelModel:
             model.ds_fit_ = DawidSkeneFit(class_prior=model.class_prior_, confusion=confusion,
                                           log_likelihood=parsed.log_likelihood or float("nan"),
                                           n_iter=parsed.n_iter or 0, converged=True)
+        if parsed.chosen_method == "metal":
+            model.metal_fit_ = _metal_fit_from_state(parsed)
         return model
 
     def save(self, path: str | Path) -> None:
@@ -248,3 +308,12 @@ class LabelModel:
     @classmethod
     def load(cls, path: str | Path) -> "LabelModel":
         return cls.from_state(json.loads(Path(path).read_text()))
+
+
+def _metal_fit_from_state(parsed: LabelModelState) -> MetalFit:
+    k = parsed.cardinality
+    mu = np.asarray(parsed.mu if parsed.mu is not None else [], dtype=float)
+    if mu.shape != (parsed.n_lfs * k, k) or not np.all((mu > 0) & (mu < 1)):
+        raise LabelMatrixError(f"state mu has shape {mu.shape} (expected {(parsed.n_lfs * k, k)}) "
+                               "or values outside (0, 1)")
+    return MetalFit(mu=mu, class_prior=np.asarray(parsed.class_prior, dtype=float), final_loss=float("nan"))
