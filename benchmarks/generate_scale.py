@@ -1,0 +1,191 @@
+"""Scale benchmark for `lfagent generate`: 1M synthetic comments through the youtube-spam run's LFs.
+
+    python benchmarks/generate_scale.py [--n 1000000] [--snorkel-n 50000] [--work /tmp/lfagent-bench]
+
+For each engine (local, ray) x workers (1, 2) it runs the real CLI under `/usr/bin/time -v` and samples
+the whole process tree in /proc every 0.2 s. Memory columns:
+  time -v max RSS  the largest single process (what /usr/bin/time reports: the max of one child)
+  tree RSS peak    peak of the summed RSS of every process in the tree (driver, pool/Ray workers, raylet,
+                   GCS...); counts shared pages once per process, so it overstates
+  tree PSS peak    peak of the summed proportional set size (shared pages split): the honest total
+Reference: the same LFs through Snorkel 0.10's PandasLFApplier (votes only, no label model, no output).
+Prints a Markdown table and writes it, with the command, to benchmarks/results/generate_scale.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TASK = REPO / "examples" / "youtube-spam" / "task.yaml"
+RESULTS = REPO / "benchmarks" / "results" / "generate_scale.md"
+CONFIGS = [("local", 1), ("local", 2), ("ray", 1), ("ray", 2)]
+
+
+def ensure_run(work: Path) -> Path:
+    """A youtube-spam run without embeddings (keyword LFs only)."""
+    run = work / "yt-run"
+    model = run / "model.json"
+    if not model.is_file() or json.loads(model.read_text())["uses_embeddings"]:
+        subprocess.run([sys.executable, "-m", "lfagent.cli", "run", str(TASK), "--out", str(run), "--llm", "none",
+                        "--no-embeddings", "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    return run
+
+
+def ensure_corpus(work: Path, n: int) -> Path:
+    from lfagent.generate.synthetic import write_synthetic_corpus
+
+    path = work / f"comments-{n}.jsonl"
+    if not path.is_file():
+        write_synthetic_corpus(path, n, seed=0)
+    return path
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def _memory_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) in kB of one process; (0, 0) if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0, 0
+    rss = re.search(r"^Rss:\s+(\d+)", text, re.M)
+    pss = re.search(r"^Pss:\s+(\d+)", text, re.M)
+    return (int(rss.group(1)) if rss else 0, int(pss.group(1)) if pss else 0)
+
+
+class TreeSampler(threading.Thread):
+    def __init__(self, root: int, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.peak_rss = self.peak_pss = self.peak_procs = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            pids = _tree(self.root)
+            sizes = [_memory_kb(p) for p in pids]
+            self.peak_rss = max(self.peak_rss, sum(s[0] for s in sizes))
+            self.peak_pss = max(self.peak_pss, sum(s[1] for s in sizes))
+            self.peak_procs = max(self.peak_procs, len(pids))
+            self.stop.wait(self.interval)
+
+
+def run_generate(run: Path, corpus: Path, out: Path, engine: str, workers: int) -> dict:
+    env = {**os.environ, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    command = ["/usr/bin/time", "-v", sys.executable, "-m", "lfagent.cli", "generate", str(run), "--input",
+               str(corpus), "--out", str(out), "--engine", engine, "--workers", str(workers), "--batch-size",
+               "10000", "--overwrite", "--quiet"]
+    started = time.monotonic()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    sampler = TreeSampler(proc.pid)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    wall = time.monotonic() - started
+    sampler.stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"generate failed ({engine}, {workers}):\n{stderr[-3000:]}")
+    max_rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr).group(1))
+    steady = float(re.search(r"steady ([\d,]+) records/s", stdout).group(1).replace(",", ""))
+    return {"wall": wall, "time_rss_kb": max_rss, "tree_rss_kb": sampler.peak_rss, "tree_pss_kb": sampler.peak_pss,
+            "procs": sampler.peak_procs, "steady": steady, "stdout": stdout.strip()}
+
+
+def snorkel_rate(run: Path, corpus: Path, n: int) -> float:
+    """Records/s of Snorkel's PandasLFApplier with the run's LFs (same compiled regexes as lfagent)."""
+    import pandas as pd
+    from snorkel.labeling import LabelingFunction, PandasLFApplier
+
+    from lfagent.apply import _regex, keyword_regex
+    from lfagent.artifacts import load_model
+
+    model = load_model(run)
+    names = model.task_spec().class_names
+    lfs = []
+    for lf in model.lfs:
+        rx = keyword_regex(tuple(lf.keywords)) if lf.kind == "keywords" else _regex(lf.pattern)
+        vote = names.index(lf.label)
+        lfs.append(LabelingFunction(lf.name, f=lambda x, rx=rx, vote=vote: vote if rx.search(x.text) else -1))
+    texts = []
+    with open(corpus, encoding="utf-8") as handle:
+        for line, _ in zip(handle, range(n)):
+            texts.append(json.loads(line)["text"])
+    frame = pd.DataFrame({"text": texts})
+    started = time.monotonic()
+    PandasLFApplier(lfs).apply(frame, progress_bar=False)
+    return n / (time.monotonic() - started)
+
+
+def table(results: dict, n: int, snorkel: float, snorkel_n: int, n_lfs: int, load: str) -> str:
+    lines = ["| engine | workers | wall s | records/s (wall) | records/s (steady) | x Snorkel (steady) | "
+             "time -v max RSS MB | tree RSS peak MB | tree PSS peak MB | processes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for (engine, workers), r in results.items():
+        lines.append(f"| {engine} | {workers} | {r['wall']:.1f} | {n / r['wall']:,.0f} | {r['steady']:,.0f} | "
+                     f"{r['steady'] / snorkel:.1f} | {r['time_rss_kb'] / 1024:.0f} | {r['tree_rss_kb'] / 1024:.0f} | "
+                     f"{r['tree_pss_kb'] / 1024:.0f} | {r['procs']} |")
+    lines.append(f"| Snorkel 0.10 PandasLFApplier (votes only) | 1 | {snorkel_n / snorkel:.1f} | {snorkel:,.0f} | "
+                 f"{snorkel:,.0f} | 1.0 | | | | |")
+    scaling = {e: results[(e, 2)]["steady"] / results[(e, 1)]["steady"] for e in ("local", "ray")
+               if (e, 1) in results and (e, 2) in results and results[(e, 1)]["steady"]}
+    notes = [f"{n:,} synthetic comments (lfagent/generate/synthetic.py, seed 0), {n_lfs} keyword LFs of the "
+             f"youtube-spam run, batch 10,000, Parquet output; Snorkel on the first {snorkel_n:,}.",
+             "2 workers / 1 worker (steady): " + ", ".join(f"{e} {v:.2f}x" for e, v in scaling.items()),
+             f"load average (1/5/15 min) before the runs: {load} on {os.cpu_count()} cores (other jobs share them)"]
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--snorkel-n", type=int, default=50_000)
+    parser.add_argument("--work", default="/tmp/lfagent-bench")
+    parser.add_argument("--configs", default="local:1,local:2,ray:1,ray:2")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    run, corpus = ensure_run(work), ensure_corpus(work, args.n)
+    load = open("/proc/loadavg").read().split()[:3]
+    results: dict = {}
+    for item in args.configs.split(","):
+        engine, workers = item.split(":")
+        results[(engine, int(workers))] = r = run_generate(run, corpus, work / f"out-{engine}-{workers}.parquet",
+                                                           engine, int(workers))
+        print(f"{engine} x{workers}: {r['stdout']}", file=sys.stderr)
+    snorkel = snorkel_rate(run, corpus, min(args.snorkel_n, args.n))
+    from lfagent.artifacts import load_model
+
+    n_lfs = len(load_model(run).lfs)
+    text = table(results, args.n, snorkel, min(args.snorkel_n, args.n), n_lfs, " ".join(load))
+    print(text)
+    command = "python benchmarks/generate_scale.py " + " ".join(sys.argv[1:])
+    RESULTS.write_text(f"# generate at scale\n\nCommand: `{command.strip()}`\n\n{text}", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

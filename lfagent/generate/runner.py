@@ -1,0 +1,89 @@
+"""`generate`: apply a run's LFs and label model to corpora of any size, resumably."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from lfagent.artifacts import load_model
+from lfagent.errors import InputError
+from lfagent.generate.job import LabelJob
+from lfagent.generate.label_batch import output_schema
+from lfagent.generate.stream import expand_inputs, iter_batches
+from lfagent.generate.writer import ResumableWriter
+
+ENGINES = ("local", "ray")
+
+
+class GenerateSummary(BaseModel):
+    out: str
+    rows_written: int  # by this invocation
+    rows_total: int  # in the output, including batches committed by earlier (killed) invocations
+    batches_resumed: int
+    already_complete: bool
+    seconds: float  # labelling time, engine start included
+    steady_records_per_s: float = 0.0  # after the first commit: excludes engine start and warm-up
+
+
+def input_signature(paths: list[Path]) -> list[list]:
+    """Inputs as (path, size, mtime): a resume over files that changed would mix two corpora."""
+    return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+
+
+def generate(run_dir: str | Path, inputs: list[str], out: str | Path, *, engine: str = "local",
+             workers: int = 1, address: str | None = None, batch_size: int = 10_000, votes: bool = False,
+             overwrite: bool = False, progress: Callable[[str], None] | None = None) -> GenerateSummary:
+    """Label every record of `inputs` (paths or globs) with the run in `run_dir` into `out`.
+
+    >>> generate("runs/yt", ["big/*.jsonl"], "silver.parquet", engine="ray", workers=2)  # doctest: +SKIP
+    """
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; use one of {ENGINES}")
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+    model = load_model(run_dir)
+    task = model.task_spec()
+    paths = expand_inputs(inputs)
+    job = LabelJob.create(model.model_dump_json(), votes)
+    predictor = job.predictor()
+    signature = {"run_id": model.run_id, "lf_set_hash": model.lf_set_hash, "inputs": input_signature(paths),
+                 "batch_size": batch_size, "votes": votes}
+    writer = ResumableWriter(out, signature, overwrite=overwrite)
+    say = progress or (lambda message: None)
+    if writer.complete:
+        return GenerateSummary(out=str(out), rows_written=0, rows_total=writer.journal.rows,
+                               batches_resumed=writer.resumed_batches, already_complete=True, seconds=0.0)
+    if writer.resumed_batches:
+        say(f"resuming: {writer.resumed_batches} batches ({writer.journal.rows} rows) already written")
+    batches = iter_batches(task, paths, batch_size, keep_rows=bool(predictor.code_columns),
+                           skip=writer.done_keys)
+    commit = _reporting_commit(writer, say)
+    started = time.monotonic()
+    if engine == "ray":
+        from lfagent.generate.engines.ray_engine import run_ray
+
+        written = run_ray(batches, job, commit, workers=workers, address=address)
+    else:
+        from lfagent.generate.engines.local import run_local
+
+        written = run_local(batches, job, commit, workers=workers)
+    ended = time.monotonic()
+    writer.finish(output_schema(predictor, votes=votes))
+    steady = 0.0
+    if commit.first is not None and ended > commit.first[0]:
+        steady = (written - commit.first[1]) / (ended - commit.first[0])
+    return GenerateSummary(out=str(out), rows_written=written, rows_total=writer.journal.rows,
+                           batches_resumed=writer.resumed_batches, already_complete=False,
+                           seconds=ended - started, steady_records_per_s=steady)
+
+
+def _reporting_commit(writer: ResumableWriter, say: Callable[[str], None]):
+    def commit(keys, table) -> None:
+        writer.commit(keys, table)
+        if commit.first is None:  # (time, rows) of the first commit, for the steady-state rate
+            commit.first = (time.monotonic(), table.num_rows)
+        say(f"{writer.journal.rows} rows written")
+    commit.first = None
+    return commit
