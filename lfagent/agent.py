@@ -32,10 +32,12 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
             session.fit()
         session.write_outputs()
         report = session.evaluate()
+        from lfagent.report import write_run_card
         summary = {"run_id": session.store.run_id, "metrics": report["cross_fitted_seeds"],
                    "test": report.get("test"), "n_silver": len(session.unlabeled),
                    "llm": session.store.llm_usage() if llm != "none" else None}
         from lfagent.artifacts import write_json_atomic
 
         write_json_atomic(Path(run_dir) / "metrics.json", {**report, "llm": summary["llm"]})
+        write_run_card(run_dir)
         return summary

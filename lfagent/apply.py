@@ -51,15 +51,28 @@ def regex_as_code(lf: LabelingFunction) -> LabelingFunction:
     return lf.model_copy(update={"kind": "code", "source": source, "pattern": None})
 
 
+def keyword_needles(keywords: list[str]) -> tuple[str, ...] | None:
+    """Lower-case substrings every match must contain, for a cheap test before the regex (None: no test)."""
+    needles = tuple(k.split()[0].lower() for k in keywords if k.strip())
+    return needles if needles and all(n.isascii() for n in needles) else None
+
+
 def vote_column(lf: LabelingFunction, texts: list[str], class_index: int,
-                embeddings: np.ndarray | None) -> np.ndarray:
-    """Votes of one trusted declarative LF as class indices (-1 abstain)."""
+                embeddings: np.ndarray | None, lowered: list[str] | None = None) -> np.ndarray:
+    """Votes of one trusted declarative LF as class indices (-1 abstain).
+
+    `lowered` (the texts in lower case) lets keyword LFs skip the regex on texts that cannot match.
+    """
     n = len(texts)
     if lf.kind == "embedding":
         if embeddings is None:
             raise ValueError(f"LF {lf.name} needs embeddings")
         sims = embeddings @ np.asarray(lf.prototypes, dtype=np.float32).T
         hit = sims.max(axis=1) >= lf.threshold
+    elif lf.kind == "keywords" and lowered is not None and (needles := keyword_needles(lf.keywords)):
+        search = keyword_regex(tuple(lf.keywords)).search
+        hit = np.fromiter((any(k in low for k in needles) and search(t) is not None
+                           for t, low in zip(texts, lowered)), dtype=bool, count=n)
     else:
         rx = keyword_regex(tuple(lf.keywords)) if lf.kind == "keywords" else _regex(lf.pattern)
         search = rx.search
@@ -75,9 +88,10 @@ def apply_lfs(lfs: list[LabelingFunction], texts: list[str], class_names: list[s
     L = np.full((n, m), ABSTAIN, dtype=np.int16)
     errors: dict[str, str] = {}
     sandboxed: list[tuple[int, LabelingFunction]] = []
+    lowered = [t.lower() for t in texts] if sum(lf.kind == "keywords" for lf in lfs) > 1 else None
     for j, lf in enumerate(lfs):
         if is_trusted(lf):
-            L[:, j] = vote_column(lf, texts, class_names.index(lf.label), embeddings)
+            L[:, j] = vote_column(lf, texts, class_names.index(lf.label), embeddings, lowered)
         else:
             sandboxed.append((j, lf if lf.kind == "code" else regex_as_code(lf)))
     if sandboxed:

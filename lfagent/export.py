@@ -28,10 +28,10 @@ def _entry(lf: LabelingFunction) -> str:
     data = lf.model_dump(mode="json", exclude_defaults=True)
     data.setdefault("kind", lf.kind)
     source = data.pop("source", None)
-    body = pprint.pformat(data, indent=1, width=110, sort_dicts=False)
-    if source is not None:
-        body = body[:-1] + f",\n 'source': '''\n{_escape(source)}'''}}"
-    return "    " + body.replace("\n", "\n    ") + ",\n"
+    body = "    " + pprint.pformat(data, indent=1, width=110, sort_dicts=False).replace("\n", "\n    ")
+    if source is not None:  # the code starts at column 0 so it reads (and edits) as ordinary Python
+        body = body[:-1] + f",\n     'source': '''\n{_escape(source)}'''}}"
+    return body + ",\n"
 
 
 def _escape(source: str) -> str:

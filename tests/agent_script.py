@@ -27,6 +27,7 @@ TRUNCATED_CODE = '```python\ndef label(record):\n    text = record["text"].lower
 KEYWORDS = json.dumps({"rules": [{"class": "SPAM", "keywords": ["subscribe", "my channel", "check out", "free"]},
                                  {"class": "HAM", "keywords": ["love this song", "beautiful", "queen"]},
                                  {"class": "EGGS", "keywords": ["egg"]}]})
+SPAM_KEYWORDS = '```json\n["subscribe", "my channel", "check out", "free", "!!!"]\n```'
 CONCEPTS = {"SPAM": json.dumps({"class": "SPAM", "intent": "promote a channel or website",
                                 "entities": ["my channel", "website link"],
                                 "topic_phrases": ["please subscribe to my channel", "check out my new video",
@@ -60,8 +61,10 @@ def respond(body: dict):
         if target == "SPAM":
             return GOOD_SPAM_CODE if seed % 2 == 0 else TRUNCATED_CODE
         return HOSTILE_CODE_REPLY if seed % 2 == 0 else INVERTED_HAM_CODE
-    if "keywords or short phrases" in prompt:
-        return KEYWORDS
+    if "words or short phrases that often appear" in prompt:
+        target = re.search(r"texts of class (\w+) \(", prompt).group(1)
+        # SPAM: the plain list asked for; HAM: the older rules form with an unknown class in it.
+        return SPAM_KEYWORDS if target == "SPAM" else KEYWORDS
     if "Extract the concepts" in prompt:
         target = re.search(r"belong to class (\w+)", prompt).group(1)
         return CONCEPTS.get(target, "{not json")
@@ -74,7 +77,8 @@ def script_json() -> dict:
                       {"contains": "Rewrite `label(record)`", "reply": REFINED},
                       {"contains": 'votes "SPAM"', "reply": GOOD_SPAM_CODE},
                       {"contains": 'votes "HAM"', "reply": HOSTILE_CODE_REPLY},
-                      {"contains": "keywords or short phrases", "reply": KEYWORDS},
+                      {"contains": "texts of class SPAM (", "reply": SPAM_KEYWORDS},
+                      {"contains": "texts of class HAM (", "reply": KEYWORDS},
                       {"contains": "belong to class SPAM", "reply": CONCEPTS["SPAM"]},
                       {"contains": "belong to class HAM", "reply": CONCEPTS["HAM"]}],
             "default": "I am not sure."}

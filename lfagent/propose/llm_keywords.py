@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, ValidationError
 from lfagent.lf import LabelingFunction, Provenance
 from lfagent.llm.base import ChatMessage, ChatRequest
 from lfagent.propose.parse import ProposalRejected, extract_json
-from lfagent.propose.prompting import PromptContext, render, system_prompt
+from lfagent.propose.prompting import PromptContext, clip, render, system_prompt
 
 MAX_KEYWORD_CHARS = 40
 
@@ -22,19 +22,34 @@ class KeywordReply(BaseModel):
     rules: list[KeywordRule] = Field(max_length=40)
 
 
-def keyword_request(context: PromptContext, *, sample: int = 0, max_tokens: int = 300) -> ChatRequest:
-    prompt = render("keywords", context, n_per_class="3")
-    schema = {"name": "keyword_rules", "schema": KeywordReply.model_json_schema(by_alias=True)}
+# One class per request: small models mix classes up when asked for all at once.
+KEYWORD_LIST_SCHEMA = {"type": "array", "items": {"type": "string"}, "maxItems": 15}
+
+
+def keyword_request(context: PromptContext, target: str, *, sample: int = 0, max_tokens: int = 120) -> ChatRequest:
+    others = "\n".join(f"[{name}] {clip(text)}" for name, texts in context.examples.items() if name != target
+                        for text in texts[:3])
+    description = next((c.description for c in context.task.classes if c.name == target), "")
+    prompt = render("keywords", context, target, target_examples=context.render_examples(only=target),
+                    other_examples=others, target_description=description or target)
     return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
                                  ChatMessage(role="user", content=prompt)],
-                       temperature=0.3, max_tokens=max_tokens, json_schema=schema, seed=sample)
+                       temperature=0.3, max_tokens=max_tokens,
+                       json_schema={"name": "keywords", "schema": KEYWORD_LIST_SCHEMA}, seed=sample)
 
 
-def parse_keyword_reply(reply: str, *, class_names: list[str], round_: int, model: str,
+def parse_keyword_reply(reply: str, *, class_names: list[str], round_: int, model: str, target: str | None = None,
                         ) -> tuple[list[LabelingFunction], list[str]]:
-    """One keyword LF per (class, keyword); returns (lfs, reasons for the parts rejected)."""
+    """One keyword LF per (class, keyword); returns (lfs, reasons for the parts rejected).
+
+    The reply is a JSON list of keywords for `target`, or {"rules": [{"class", "keywords"}]}.
+    """
     data = extract_json(reply)
-    if isinstance(data, list):
+    if isinstance(data, list) and all(isinstance(item, str) for item in data):
+        if target is None:
+            raise ProposalRejected("a bare keyword list needs the class it was asked for")
+        data = {"rules": [{"class": target, "keywords": data}]}
+    elif isinstance(data, list):
         data = {"rules": data}
     try:
         parsed = KeywordReply.model_validate(data)

@@ -71,7 +71,7 @@ class LLMProposer:
         if kind == "code":
             return self._code(context, n=n, targets=targets, round_=round_, offset=sample_offset)
         if kind == "keywords":
-            return self._keywords(context, n=n, round_=round_, offset=sample_offset)
+            return self._keywords(context, n=n, targets=targets, round_=round_, offset=sample_offset)
         if kind == "concepts":
             return self._concepts(context, targets=targets, round_=round_, offset=sample_offset)
         raise ValueError(f"unknown proposal kind {kind!r}; expected one of {KINDS}")
@@ -102,14 +102,16 @@ class LLMProposer:
                 report.rejected.append((f"refinement of {lf.name}", exc.reason))
         return report
 
-    def _keywords(self, context, *, n, round_, offset) -> ProposalReport:
+    def _keywords(self, context, *, n, targets, round_, offset) -> ProposalReport:
         report = ProposalReport()
-        replies = self._ask([keyword_request(context, sample=offset + i) for i in range(max(1, n))], report)
-        for text in replies:
+        jobs = [(t, offset + i) for i in range(max(1, n)) for t in targets]
+        replies = self._ask([keyword_request(context, t, sample=s) for t, s in jobs], report)
+        for (target, _), text in zip(jobs, replies):
             if text is None:
                 continue
             try:
-                lfs, rejected = parse_keyword_reply(text, class_names=self.class_names, round_=round_, model=self.model)
+                lfs, rejected = parse_keyword_reply(text, class_names=self.class_names, round_=round_, model=self.model,
+                                                    target=target)
                 report.added += lfs
                 report.rejected += [("keyword", reason) for reason in rejected]
             except ProposalRejected as exc:
