@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from llm_server import HOSTILE_CODE_REPLY
 from lfagent.propose.llm_code import PROMPT_PREFIX, parse_code_reply
 from lfagent.propose.llm_keywords import parse_keyword_reply
 from lfagent.propose.parse import ProposalRejected, extract_json, extract_label_function
@@ -23,12 +24,24 @@ def test_fenced_function_with_chatter_is_extracted():
     assert lf.provenance.source == "llm:code"
 
 
-def test_continuation_of_the_prompt_prefix_is_completed():
-    # The prompt ends inside `def label(record):`; small models often answer with the body only.
-    reply = "    if 'subscribe' in text:\n        return 'SPAM'\n    return None\n```"
+def test_continuation_of_the_primed_function_is_joined():
+    # A server that continues the primed assistant turn returns only the rest of the regex line.
+    reply = 'subscribe|my channel)\\b", text):\n        return "SPAM"\n    return None\n```'
     source = extract_label_function(reply, prefix=PROMPT_PREFIX)
-    assert source.startswith("import re") and "subscribe" in source
+    assert source.startswith("import re") and "subscribe|my channel" in source
     assert parse(reply).label == "SPAM"
+
+
+def test_code_requests_prime_the_reply_with_the_function_start():
+    from lfagent.propose.llm_code import code_request
+    from lfagent.propose.prompting import PromptContext
+    from lfagent.task import TaskSpec
+
+    context = PromptContext(task=TaskSpec(name="t", classes=CLASSES, seeds="s"), examples={"SPAM": ["win cash"]})
+    request = code_request(context, "SPAM", sample=3)
+    assert [m.role for m in request.messages] == ["system", "user", "assistant"]
+    assert request.messages[-1].content.endswith(PROMPT_PREFIX) and request.seed == 3
+    assert 'returns "SPAM"' in request.messages[1].content and "win cash" in request.messages[1].content
 
 
 def test_inverted_logic_is_labelled_by_what_it_returns():
@@ -44,6 +57,7 @@ def test_inverted_logic_is_labelled_by_what_it_returns():
     ("```python\ndef label(record):\n    return ().__class__.__bases__[0]\n```", "lint"),
     ("```python\ndef label(record):\n    return 'EGGS'\n```", "not classes"),
     ("```python\ndef label(record):\n    exec('1')\n    return None\n```", "lint"),
+    (HOSTILE_CODE_REPLY, "no `def label(record)`"),
 ])
 def test_bad_code_replies_are_rejected_with_a_reason(reply, reason):
     with pytest.raises(ProposalRejected) as info:

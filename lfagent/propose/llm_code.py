@@ -10,16 +10,22 @@ from lfagent.llm.base import ChatMessage, ChatRequest
 from lfagent.propose.parse import ProposalRejected, extract_label_function
 from lfagent.propose.prompting import PromptContext, clip, render, system_prompt
 
-# The prompt ends inside an open code block with the function's first lines; the model continues it.
-PROMPT_PREFIX = 'import re\n\ndef label(record):\n    text = record["text"].lower()\n'
+# The reply is primed with the start of a function (an assistant turn): small models then write task
+# words into the regex instead of copying the prompt's example. Servers that continue the primed turn
+# return only the rest, which is joined back to this prefix.
+PROMPT_PREFIX = 'import re\n\ndef label(record):\n    text = record["text"].lower()\n    if re.search(r"\\b('
+PRIMER = "```python\n" + PROMPT_PREFIX
 
 
-def code_request(context: PromptContext, target: str, *, sample: int, max_tokens: int = 220,
+def _messages(prompt: str) -> list[ChatMessage]:
+    return [ChatMessage(role="system", content=system_prompt()), ChatMessage(role="user", content=prompt),
+            ChatMessage(role="assistant", content=PRIMER)]
+
+
+def code_request(context: PromptContext, target: str, *, sample: int, max_tokens: int = 160,
                  temperature: float = 0.7) -> ChatRequest:
-    prompt = render("code_lf", context, target)
-    return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
-                                 ChatMessage(role="user", content=prompt)],
-                       temperature=temperature, max_tokens=max_tokens, seed=sample)
+    return ChatRequest(messages=_messages(render("code_lf", context, target)), temperature=temperature,
+                       max_tokens=max_tokens, seed=sample)
 
 
 def refine_request(context: PromptContext, lf: LabelingFunction, false_positives: list[str],
@@ -28,9 +34,7 @@ def refine_request(context: PromptContext, lf: LabelingFunction, false_positives
     source = lf.source if lf.kind == "code" else _declarative_as_code(lf)
     prompt = render("refine", context, lf.label, source=source.strip(), false_positives=listing(false_positives),
                     false_negatives=listing(false_negatives))
-    return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
-                                 ChatMessage(role="user", content=prompt)],
-                       temperature=0.5, max_tokens=max_tokens, seed=sample)
+    return ChatRequest(messages=_messages(prompt), temperature=0.5, max_tokens=max_tokens, seed=sample)
 
 
 def _declarative_as_code(lf: LabelingFunction) -> str:

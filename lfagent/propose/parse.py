@@ -35,10 +35,14 @@ def extract_label_function(reply: str, *, prefix: str = "") -> str:
     for block in candidates:
         if re.search(r"^\s*def\s+label\s*\(", block, re.MULTILINE):
             return _complete_python(_from_first_code_line(block))
-    if prefix:
-        body = candidates[0]
-        if body.strip():
-            return _complete_python(prefix + ("" if prefix.endswith("\n") else "\n") + _indent_body(body))
+    if prefix and reply.strip() and not reply.lstrip().startswith("```"):
+        # The model continued the primed start of the function: join the two where it left off.
+        rest = reply.split("```")[0]
+        for joined in (prefix + rest, prefix.rstrip() + "\n" + _indent_body(rest)):
+            try:
+                return _complete_python(joined)
+            except ProposalRejected:
+                continue
     raise ProposalRejected("no `def label(record)` function in the reply")
 
 
@@ -51,7 +55,7 @@ def _from_first_code_line(block: str) -> str:
 
 
 def _indent_body(body: str) -> str:
-    lines = [line for line in body.splitlines()]
+    lines = body.splitlines()
     if lines and not lines[0].startswith((" ", "\t")):
         lines = ["    " + line if line.strip() else line for line in lines]
     return "\n".join(lines)
