@@ -6,7 +6,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a run directory written by `lfagent run` (holds model.json)")
-    parser.add_argument("--input", action="append", required=True, metavar="PATH_OR_GLOB",
+    parser.add_argument("--input", action="extend", nargs="+", required=True, metavar="PATH_OR_GLOB",
                         help="JSONL, CSV or Parquet file(s) to label; repeat or use a glob")
     parser.add_argument("--out", required=True, help="OUT.parquet or OUT.jsonl (resumes if a journal exists)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
