@@ -14,7 +14,7 @@ from lfagent.errors import BudgetExhausted, LLMError
 class LoopSettings(BaseModel):
     rounds: int = 3
     code_per_class: int = 1
-    keyword_calls: int = 1
+    keyword_examples: int = 3  # seed texts per class to pull keywords from, each round
     concepts_in_round: int = 1  # concept extraction is asked once, in this round
     plateau_rounds: int = 2  # stop after this many rounds without improvement...
     min_improvement: float = 0.005  # ...of the cross-fitted seed accuracy by at least this
@@ -81,7 +81,7 @@ def _propose_round(session, round_: int, settings: LoopSettings):
     report.merge(session.propose(settings.code_per_class, kind="code"))
     if report.budget_spent:
         return report
-    report.merge(session.propose(settings.keyword_calls, kind="keywords"))
+    report.merge(session.propose(settings.keyword_examples, kind="keywords"))
     if round_ == settings.concepts_in_round and not report.budget_spent:
         report.merge(session.propose(1, kind="concepts"))
     target = _refinement_target(session)

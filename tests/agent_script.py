@@ -68,10 +68,13 @@ def respond(body: dict):
         if target == "SPAM":
             return GOOD_SPAM_CODE if seed % 2 == 0 else TRUNCATED_CODE
         return HOSTILE_LABEL_CODE if seed % 2 == 0 else INVERTED_HAM_CODE
-    if "words or short phrases that often appear" in prompt:
-        target = re.search(r"texts of class (\w+) \(", prompt).group(1)
-        # SPAM: the plain list asked for; HAM: the older rules form with an unknown class in it.
-        return SPAM_KEYWORDS if target == "SPAM" else KEYWORDS
+    if "Which words or short phrases in this text" in prompt:
+        target = re.search(r"This text belongs to class (\w+)", prompt).group(1)
+        text = re.search(r'\n"(.*)"\n', prompt, re.DOTALL).group(1).lower()
+        if target == "SPAM":  # copied cues, plus one invented phrase that must be rejected
+            found = [w for w in ("subscribe", "check out", "channel", "http", "my video") if w in text]
+            return json.dumps(found + ["free money now"])
+        return KEYWORDS  # the rules form, with an unknown class in it
     if "Extract the concepts" in prompt:
         target = re.search(r"belong to class (\w+)", prompt).group(1)
         return CONCEPTS.get(target, "{not json")
@@ -84,8 +87,8 @@ def script_json() -> dict:
                       {"contains": "Rewrite `label(record)`", "reply": REFINED},
                       {"contains": 'returns "SPAM" when', "reply": GOOD_SPAM_CODE},
                       {"contains": 'returns "HAM" when', "reply": HOSTILE_CODE_REPLY},
-                      {"contains": "texts of class SPAM (", "reply": SPAM_KEYWORDS},
-                      {"contains": "texts of class HAM (", "reply": KEYWORDS},
+                      {"contains": "belongs to class SPAM (", "reply": SPAM_KEYWORDS},
+                      {"contains": "belongs to class HAM (", "reply": KEYWORDS},
                       {"contains": "belong to class SPAM", "reply": CONCEPTS["SPAM"]},
                       {"contains": "belong to class HAM", "reply": CONCEPTS["HAM"]}],
             "default": "I am not sure."}

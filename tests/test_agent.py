@@ -52,6 +52,7 @@ def test_agent_keeps_good_llm_lfs_and_rejects_bad_ones_with_reasons(tmp_path, se
     reasons = " | ".join(r["reason"] for r in store.rejections())
     assert "lint" in reasons and "os" in reasons  # the hostile reply
     assert "unknown class 'EGGS'" in reasons
+    assert "not in the text it was copied from" in reasons
     # Inverted logic (returns HAM on spam cues) is labelled by what it returns, then judged by scoring.
     inverted = [v for v in llm_lfs.values() if v[0].kind == "code" and v[0].label == "HAM"]
     assert all(status != "kept" for _, status in inverted)

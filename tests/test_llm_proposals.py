@@ -93,5 +93,12 @@ def test_bad_keyword_replies(reply, reason):
     assert reason in info.value.reason
 
 
+def test_copied_keywords_must_occur_in_their_text():
+    lfs, rejected = parse_keyword_reply('["Check out", "free iPhone"]', class_names=CLASSES, round_=1, model="m",
+                                        target="SPAM", source_text="Please   check OUT my channel")
+    assert [lf.keywords for lf in lfs] == [["Check out"]]
+    assert rejected == ["keyword 'free iPhone': not in the text it was copied from"]
+
+
 def test_extract_json_finds_object_after_prose():
     assert extract_json('Here you go: {"a": [1, 2]} hope it helps') == {"a": [1, 2]}

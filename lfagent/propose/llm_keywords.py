@@ -22,27 +22,28 @@ class KeywordReply(BaseModel):
     rules: list[KeywordRule] = Field(max_length=40)
 
 
-# One class per request: small models mix classes up when asked for all at once.
-KEYWORD_LIST_SCHEMA = {"type": "array", "items": {"type": "string"}, "maxItems": 15}
+# DataSculpt-style: one seed text per request, and the model copies the words that show its class.
+# Copying is far easier for small models than recalling cues, and a copied phrase can be checked.
+KEYWORD_LIST_SCHEMA = {"type": "array", "items": {"type": "string"}, "maxItems": 5}
 
 
-def keyword_request(context: PromptContext, target: str, *, sample: int = 0, max_tokens: int = 120) -> ChatRequest:
-    others = "\n".join(f"[{name}] {clip(text)}" for name, texts in context.examples.items() if name != target
-                        for text in texts[:3])
-    description = next((c.description for c in context.task.classes if c.name == target), "")
-    prompt = render("keywords", context, target, target_examples=context.render_examples(only=target),
-                    other_examples=others, target_description=description or target)
+def keyword_request(context: PromptContext, target: str, text: str, *, sample: int = 0,
+                    max_tokens: int = 60) -> ChatRequest:
+    description = next((c.description for c in context.task.classes if c.name == target), "") or target
+    prompt = render("keywords", context, target, text=clip(text, 400).replace('"', "'"),
+                    target_description=description)
     return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
                                  ChatMessage(role="user", content=prompt)],
-                       temperature=0.3, max_tokens=max_tokens,
+                       temperature=0.2, max_tokens=max_tokens,
                        json_schema={"name": "keywords", "schema": KEYWORD_LIST_SCHEMA}, seed=sample)
 
 
 def parse_keyword_reply(reply: str, *, class_names: list[str], round_: int, model: str, target: str | None = None,
-                        ) -> tuple[list[LabelingFunction], list[str]]:
+                        source_text: str | None = None) -> tuple[list[LabelingFunction], list[str]]:
     """One keyword LF per (class, keyword); returns (lfs, reasons for the parts rejected).
 
-    The reply is a JSON list of keywords for `target`, or {"rules": [{"class", "keywords"}]}.
+    The reply is a JSON list of keywords for `target`, or {"rules": [{"class", "keywords"}]}. With
+    `source_text`, a keyword must occur in it (the model was asked to copy, not to invent).
     """
     data = extract_json(reply)
     if isinstance(data, list) and all(isinstance(item, str) for item in data):
@@ -64,7 +65,7 @@ def parse_keyword_reply(reply: str, *, class_names: list[str], round_: int, mode
             continue
         for keyword in rule.keywords:
             cleaned = " ".join(str(keyword).split()).strip()
-            problem = _keyword_problem(cleaned)
+            problem = _keyword_problem(cleaned, source_text)
             if problem:
                 rejected.append(f"keyword {keyword!r}: {problem}")
                 continue
@@ -78,9 +79,11 @@ def parse_keyword_reply(reply: str, *, class_names: list[str], round_: int, mode
     return lfs, rejected
 
 
-def _keyword_problem(keyword: str) -> str | None:
+def _keyword_problem(keyword: str, source_text: str | None = None) -> str | None:
     if not keyword:
         return "empty"
+    if source_text is not None and keyword.lower() not in " ".join(source_text.split()).lower():
+        return "not in the text it was copied from"
     if len(keyword) > MAX_KEYWORD_CHARS:
         return f"longer than {MAX_KEYWORD_CHARS} characters"
     if not re.search(r"[A-Za-z0-9]", keyword):

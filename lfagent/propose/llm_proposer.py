@@ -103,15 +103,16 @@ class LLMProposer:
         return report
 
     def _keywords(self, context, *, n, targets, round_, offset) -> ProposalReport:
+        """`n` seed texts per class (the loop's chosen examples, hardest first), one request each."""
         report = ProposalReport()
-        jobs = [(t, offset + i) for i in range(max(1, n)) for t in targets]
-        replies = self._ask([keyword_request(context, t, sample=s) for t, s in jobs], report)
-        for (target, _), text in zip(jobs, replies):
+        jobs = [(t, example) for t in targets for example in context.examples.get(t, [])[:max(1, n)]]
+        replies = self._ask([keyword_request(context, t, example, sample=offset) for t, example in jobs], report)
+        for (target, example), text in zip(jobs, replies):
             if text is None:
                 continue
             try:
                 lfs, rejected = parse_keyword_reply(text, class_names=self.class_names, round_=round_, model=self.model,
-                                                    target=target)
+                                                    target=target, source_text=example)
                 report.added += lfs
                 report.rejected += [("keyword", reason) for reason in rejected]
             except ProposalRejected as exc:
