@@ -1,0 +1,7 @@
+"""Benchmark harness for lfagent (AutoWS-Bench-101 style): `python -m evals` or `lfagent bench`.
+
+datasets.py  WRENCH folders and a GoEmotions multi-label subset; seeded draws of seeds/unlabeled rows
+systems.py   lfagent-<llm>, lr-seeds, zeroshot, wrench-mv / wrench-lfagent-lm / wrench-snorkel
+metrics.py   scores per draw, mean/sd over draws
+bench.py     the loop; report.py: RESULTS.md, results.json, results.png
+"""

@@ -1,0 +1,245 @@
+"""The systems under test. Each takes a `DrawContext` and returns a `SystemOutput` (see metrics.py).
+
+- lfagent-<LLM SPEC>  lfagent itself, in-process, on a task written for the draw (lfagent-none,
+                      lfagent-local, lfagent-openai:MODEL, ...)
+- lr-seeds            logistic regression on MiniLM embeddings of the seeds
+- zeroshot            the LLM labels each test record from a short prompt listing the classes
+- wrench-mv / wrench-lfagent-lm / wrench-snorkel
+                      the WRENCH human LFs (weak_labels) through majority vote, lfagent.LabelModel and
+                      Snorkel 0.10's LabelModel; fit on all train rows, no seeds used
+"""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import yaml
+
+from evals.datasets import BenchData, Draw
+from evals.logreg import fit_predict_logreg
+from evals.metrics import SystemOutput
+
+NO_LLM_SYSTEMS = ["lfagent-none", "lr-seeds", "wrench-mv", "wrench-lfagent-lm", "wrench-snorkel"]
+WRENCH_SYSTEMS = {"wrench-mv", "wrench-lfagent-lm", "wrench-snorkel"}
+
+
+@dataclass
+class DrawContext:
+    data: BenchData
+    draw: Draw
+    embed: Callable[[list[str]], np.ndarray]   # texts -> normalised MiniLM embeddings (cached)
+    llm: str = "local"                          # spec for zeroshot
+    rounds: int = 2
+    max_llm_calls: int | None = None
+    zeroshot_limit: int | None = None
+    work_dir: Path | None = None                # where lfagent run dirs go (a temporary folder if None)
+    llm_cache: Path | None = None               # response cache of the zeroshot system
+
+    def train_texts(self, rows) -> list[str]:
+        return [self.data.train.texts[i] for i in rows]
+
+    def seed_labels(self) -> np.ndarray:
+        return self.data.train.y[self.draw.seed_rows]
+
+
+def applicable(system: str, data: BenchData) -> bool:
+    return system not in WRENCH_SYSTEMS or data.has_weak_labels
+
+
+def run_system(system: str, ctx: DrawContext) -> SystemOutput:
+    """Run one system on one draw and time it."""
+    started = time.perf_counter()
+    if system.startswith("lfagent-"):
+        out = run_lfagent(ctx, system.removeprefix("lfagent-"))
+    elif system == "lr-seeds":
+        out = run_lr_seeds(ctx)
+    elif system == "zeroshot":
+        out = run_zeroshot(ctx)
+    elif system in WRENCH_SYSTEMS:
+        out = run_wrench_label_model(ctx, system.removeprefix("wrench-"))
+    else:
+        raise ValueError(f"unknown system {system!r}")
+    out.wall_s = time.perf_counter() - started
+    return out
+
+
+# ---- lfagent ---------------------------------------------------------------------------------------
+
+def write_task_dir(folder: Path, ctx: DrawContext) -> Path:
+    """task.yaml + seeds.jsonl + unlabeled.jsonl (test rows, then the extra train rows) for one draw."""
+    data, draw = ctx.data, ctx.draw
+    folder.mkdir(parents=True, exist_ok=True)
+    task = {"name": f"{data.name}-draw{draw.seed}", "description": data.description,
+            "classes": [{"name": c, "description": data.class_descriptions.get(c, "")} for c in data.class_names],
+            "multi_label": data.multi_label, "seeds": "seeds.jsonl", "unlabeled": "unlabeled.jsonl"}
+    (folder / "task.yaml").write_text(yaml.safe_dump(task, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    train, test = data.train, data.test
+    with (folder / "seeds.jsonl").open("w", encoding="utf-8") as handle:
+        for i in draw.seed_rows:
+            handle.write(json.dumps({"id": train.ids[i], "text": train.texts[i],
+                                     "label": _label_value(train.y[i], data)}) + "\n")
+    with (folder / "unlabeled.jsonl").open("w", encoding="utf-8") as handle:
+        for rid, text in [*zip(test.ids, test.texts), *((train.ids[i], train.texts[i]) for i in draw.extra_rows)]:
+            handle.write(json.dumps({"id": rid, "text": text}) + "\n")
+    return folder / "task.yaml"
+
+
+def _label_value(y, data: BenchData):
+    if data.multi_label:
+        return [c for c, on in zip(data.class_names, y) if on]
+    return data.class_names[int(y)]
+
+
+def read_silver(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarray, bool]]:
+    out = {}
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            out[str(row["id"])] = (np.array([row["probs"][c] for c in class_names], float), bool(row["covered"]))
+    return out
+
+
+def run_lfagent(ctx: DrawContext, llm: str) -> SystemOutput:
+    from lfagent.agent import run_agent
+
+    with tempfile.TemporaryDirectory(prefix="lfagent-eval-", dir=ctx.work_dir) as tmp:
+        task_path = write_task_dir(Path(tmp) / "task", ctx)
+        run_dir = Path(tmp) / "run"
+        summary = run_agent(task_path, run_dir, llm=llm, rounds=ctx.rounds, max_llm_calls=ctx.max_llm_calls,
+                            seed=ctx.draw.seed, embed=True)
+        silver = read_silver(run_dir / "silver.jsonl", ctx.data.class_names)
+    test_probs, test_cov = _lookup(silver, ctx.data.test.ids)
+    train_probs, train_cov = _lookup(silver, [ctx.data.train.ids[i] for i in ctx.draw.extra_rows])
+    usage = summary.get("llm") or {}
+    metrics = summary.get("metrics") or {}
+    return SystemOutput(test_probs=test_probs, test_covered=test_cov, test_rows=np.arange(len(ctx.data.test)),
+                        train_probs=train_probs, train_covered=train_cov, llm_calls=int(usage.get("calls", 0)),
+                        llm_tokens=int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)),
+                        extra={"n_kept": metrics.get("n_kept"), "label_model": metrics.get("label_model"),
+                               "seed_accuracy_crossfit": metrics.get("seed_accuracy")})
+
+
+def _lookup(silver: dict, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    probs = np.array([silver[i][0] for i in ids]) if ids else np.zeros((0, 0))
+    covered = np.array([silver[i][1] for i in ids], bool)
+    return probs, covered
+
+
+# ---- embeddings + logistic regression --------------------------------------------------------------
+
+def run_lr_seeds(ctx: DrawContext) -> SystemOutput:
+    data, draw = ctx.data, ctx.draw
+    X_seed = ctx.embed(ctx.train_texts(draw.seed_rows))
+    X_test = ctx.embed(data.test.texts)
+    X_extra = ctx.embed(ctx.train_texts(draw.extra_rows))
+    probs = fit_predict_logreg(X_seed, ctx.seed_labels(), np.vstack([X_test, X_extra]), k=data.k,
+                               multi_label=data.multi_label, seed=draw.seed)
+    n = len(data.test)
+    return SystemOutput(test_probs=probs[:n], test_covered=np.ones(n, bool), test_rows=np.arange(n),
+                        train_probs=probs[n:], train_covered=np.ones(len(draw.extra_rows), bool))
+
+
+# ---- WRENCH human LFs ------------------------------------------------------------------------------
+
+def run_wrench_label_model(ctx: DrawContext, method: str) -> SystemOutput:
+    data, draw = ctx.data, ctx.draw
+    L_train, L_test = data.train.L, data.test.L
+    L_extra = L_train[draw.extra_rows]
+    if method == "mv":
+        from lfagent.aggregate import majority_vote_proba
+
+        test_probs, train_probs = (majority_vote_proba(L, data.k) for L in (L_test, L_extra))
+    elif method == "lfagent-lm":
+        from lfagent.aggregate import LabelModel
+
+        model = LabelModel(cardinality=data.k).fit(L_train, seed=draw.seed)
+        test_probs, train_probs = model.predict_proba(L_test), model.predict_proba(L_extra)
+    elif method == "snorkel":
+        test_probs, train_probs = _snorkel_probs(L_train, [L_test, L_extra], data.k, draw.seed)
+    else:
+        raise ValueError(f"unknown WRENCH label model {method!r}")
+    return SystemOutput(test_probs=test_probs, test_covered=(L_test != -1).any(axis=1),
+                        test_rows=np.arange(len(data.test)), train_probs=train_probs,
+                        train_covered=(L_extra != -1).any(axis=1))
+
+
+def _snorkel_probs(L_train: np.ndarray, targets: list[np.ndarray], k: int, seed: int) -> list[np.ndarray]:
+    from snorkel.labeling.model import LabelModel as SnorkelLabelModel
+    from threadpoolctl import threadpool_limits
+
+    import torch
+
+    # Snorkel's small dense products are far slower with two threads on this machine: pin BLAS
+    # (threadpoolctl) and torch's own intra-op pool, which threadpoolctl does not reach (10 s -> 1 s).
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            model = SnorkelLabelModel(cardinality=k, verbose=False)
+            model.fit(L_train, n_epochs=500, seed=seed, log_freq=500, progress_bar=False)
+            return [model.predict_proba(L) for L in targets]
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+# ---- zero-shot LLM ---------------------------------------------------------------------------------
+
+def zeroshot_prompt(text: str, data: BenchData) -> str:
+    lines = [f"- {c}" + (f": {data.class_descriptions[c]}" if data.class_descriptions.get(c) else "")
+             for c in data.class_names]
+    ask = ("List every class that applies, separated by commas, and nothing else." if data.multi_label
+           else "Answer with exactly one class name and nothing else.")
+    return f"{data.description}\nClasses:\n" + "\n".join(lines) + f"\n\nText: {text[:1000]}\n\n{ask}"
+
+
+def parse_class_answer(answer: str, class_names: list[str], *, multi_label: bool) -> list[int]:
+    """Class indices named in the answer: the earliest one (single-label) or all of them (multi-label)."""
+    found = []
+    for c, name in enumerate(class_names):
+        match = re.search(rf"(?<![A-Za-z]){re.escape(name)}(?![A-Za-z])", answer, flags=re.IGNORECASE)
+        if match:
+            found.append((match.start(), c))
+    found.sort()
+    if multi_label:
+        return sorted(c for _, c in found)
+    return [found[0][1]] if found else []
+
+
+def run_zeroshot(ctx: DrawContext) -> SystemOutput:
+    from lfagent.llm import ChatRequest, LLMFailure, ResponseCache, make_llm
+
+    data, n = ctx.data, len(ctx.data.test)
+    rows = np.arange(n)
+    note = ""
+    if ctx.zeroshot_limit and ctx.zeroshot_limit < n:
+        rows = np.sort(np.random.default_rng(ctx.draw.seed).choice(n, ctx.zeroshot_limit, replace=False))
+        note = f"zeroshot scored on a random {len(rows)} of {n} test rows"
+    cache = ResponseCache(ctx.llm_cache) if ctx.llm_cache else None
+    llm = make_llm(ctx.llm, cache=cache)
+    requests = [ChatRequest.from_prompt(zeroshot_prompt(data.test.texts[i], data), temperature=0.0,
+                                        max_tokens=40 if data.multi_label else 12) for i in rows]
+    try:
+        responses = llm.chat_many(requests)
+    finally:
+        llm.close()
+    probs = np.zeros((len(rows), data.k)) if data.multi_label else np.full((len(rows), data.k), 1.0 / data.k)
+    covered = np.zeros(len(rows), bool)
+    tokens = 0
+    for j, response in enumerate(responses):
+        if isinstance(response, LLMFailure):
+            continue
+        # Cached answers count too: the cost of this system is O(N) tokens whether or not we paid twice.
+        tokens += response.prompt_tokens + response.completion_tokens
+        chosen = parse_class_answer(response.text, data.class_names, multi_label=data.multi_label)
+        if chosen:
+            probs[j] = 0.0
+            probs[j, chosen] = 1.0
+            covered[j] = True
+    return SystemOutput(test_probs=probs, test_covered=covered, test_rows=rows, llm_calls=len(rows),
+                        llm_tokens=tokens, note=note)

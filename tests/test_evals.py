@@ -1,0 +1,142 @@
+"""The benchmark harness (evals/): data loading, draws, scoring, parsing, and one tiny end-to-end run."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))  # evals/ is a folder of the repository, not of the installed package
+
+from evals.datasets import BenchData, Split, load_dataset, load_goemotions, load_wrench, make_draw  # noqa: E402
+from evals.metrics import mean_sd, prediction_scores  # noqa: E402
+from evals.systems import parse_class_answer, read_silver, write_task_dir, DrawContext  # noqa: E402
+
+needs_data = pytest.mark.skipif(not (SHARED_DATA / "wrench-youtube").is_dir(), reason="shared data not present")
+
+
+def _toy(n_train=60, k=3, seed=0) -> BenchData:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n_train)
+    y[:3] = 0  # class 2 stays rare: draws must still include it
+    y[y == 2] = 1
+    y[-1] = 2
+    train = Split(ids=[f"train:{i}" for i in range(n_train)], texts=[f"text {i}" for i in range(n_train)], y=y)
+    test = Split(ids=["test:0", "test:1"], texts=["a", "b"], y=np.array([0, 1]))
+    return BenchData(name="toy", class_names=["A", "B", "C"], train=train, test=test)
+
+
+def test_draws_are_seeded_disjoint_and_cover_every_class():
+    data = _toy()
+    first, again, other = (make_draw(data, n_seeds=10, extra_unlabeled=20, seed=s) for s in (3, 3, 4))
+    assert np.array_equal(first.seed_rows, again.seed_rows) and np.array_equal(first.extra_rows, again.extra_rows)
+    assert not np.array_equal(first.seed_rows, other.seed_rows)
+    assert len(first.seed_rows) == 10 and len(first.extra_rows) == 20
+    assert not set(first.seed_rows) & set(first.extra_rows)
+    assert set(data.train.y[first.seed_rows]) == {0, 1, 2}  # the single class-2 row was swapped in
+
+
+def test_scores_accuracy_f1_of_positive_class_and_multilabel():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    y = np.array([0, 1, 1, 1])
+    plain = prediction_scores(probs, y, multi_label=False)
+    assert plain["score"] == plain["accuracy"] == 0.75
+    spam = prediction_scores(probs, y, multi_label=False, positive_class=1)
+    assert spam["score"] == pytest.approx(2 * 2 / (2 + 3))  # tp 2, predicted 2, true 3
+    multi = prediction_scores(np.array([[0.9, 0.2], [0.1, 0.7]]), np.array([[1, 1], [0, 1]]), multi_label=True)
+    assert multi["score"] == pytest.approx(2 * 2 / (2 * 2 + 0 + 1))
+    assert 0 <= multi["ece"] <= 1
+
+
+def test_mean_sd_ignores_missing_values():
+    assert mean_sd([0.5, None, 0.7]) == (pytest.approx(0.6), pytest.approx(np.std([0.5, 0.7], ddof=1)))
+    assert mean_sd([None]) == (None, None)
+    assert mean_sd([0.4]) == (0.4, 0.0)
+
+
+def test_zeroshot_answers_parse_to_class_indices():
+    names = ["DESC", "ENTY", "HUM"]
+    assert parse_class_answer("The answer is HUM.", names, multi_label=False) == [2]
+    assert parse_class_answer("enty, maybe DESC", names, multi_label=False) == [1]  # earliest wins
+    assert parse_class_answer("no idea", names, multi_label=False) == []
+    assert parse_class_answer("joy, DESC", ["joy", "DESC", "anger"], multi_label=True) == [0, 1]
+
+
+def test_task_dir_round_trips_through_lfagent_readers(tmp_path):
+    from lfagent.data.dataset import load_seeds, load_unlabeled
+    from lfagent.task import load_task
+
+    data = _toy()
+    draw = make_draw(data, n_seeds=10, extra_unlabeled=5, seed=0)
+    ctx = DrawContext(data=data, draw=draw, embed=lambda texts: np.zeros((len(texts), 2)))
+    task = load_task(write_task_dir(tmp_path, ctx))
+    seeds, unlabeled = load_seeds(task), load_unlabeled(task)
+    assert seeds.ids == [data.train.ids[i] for i in draw.seed_rows]
+    assert list(seeds.y) == list(data.train.y[draw.seed_rows])
+    assert unlabeled.ids == data.test.ids + [data.train.ids[i] for i in draw.extra_rows]
+    (tmp_path / "silver.jsonl").write_text(json.dumps({"id": "test:0", "label": "B", "covered": False,
+                                                       "probs": {"A": 0.2, "B": 0.7, "C": 0.1}}) + "\n")
+    probs, covered = read_silver(tmp_path / "silver.jsonl", data.class_names)["test:0"]
+    assert list(probs) == [0.2, 0.7, 0.1] and covered is False
+
+
+@needs_data
+def test_goemotions_subset_is_multilabel_with_every_row_labelled():
+    data = load_goemotions(SHARED_DATA / "goemotions", n_train=200, n_test=50)
+    assert data.multi_label and len(data.class_names) == 6 and "neutral" not in data.class_names
+    assert data.train.y.shape == (200, 6) and data.test.y.shape == (50, 6)
+    assert (data.train.y.sum(axis=1) >= 1).all() and (data.test.y.sum(axis=1) >= 1).all()
+
+
+@needs_data
+def test_wrench_loader_reads_splits_and_weak_labels():
+    data = load_dataset("sms", SHARED_DATA)
+    assert data.class_names == ["ham", "spam"] and data.positive_class == 1
+    assert len(data.test) == 500 and data.train.L.shape == (len(data.train), 73)
+    assert set(np.unique(data.train.L)) <= {-1, 0, 1}
+    assert not set(data.train.ids) & set(data.test.ids)
+    other = load_wrench(SHARED_DATA / "wrench-sms")  # as given by --wrench-dir: named after its folder
+    assert other.name == "wrench-sms" and other.positive_class == 1 and other.description == data.description
+
+
+@needs_data
+@pytest.mark.slow
+def test_tiny_benchmark_writes_table_json_and_plot(tmp_path, capsys):
+    import evals.__main__ as evals_main
+
+    out = tmp_path / "results"
+    code = evals_main.cli(["--datasets", "youtube", "--systems", "lr-seeds,wrench-mv,lfagent-none", "--draws", "1",
+                           "--seeds", "20", "--extra-unlabeled", "150", "--out", str(out), "--quiet"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    summary = {s["system"]: s for s in results["summary"]}
+    assert set(summary) == {"lr-seeds", "wrench-mv", "lfagent-none"}
+    for system, s in summary.items():
+        assert s["failed"] == 0, s["note"]
+        assert 0.0 <= s["score"]["mean"] <= 1.0 and 0.0 <= s["coverage"]["mean"] <= 1.0
+        assert s["end_model"]["mean"] is not None
+    assert summary["wrench-mv"]["score"]["mean"] > 0.7
+    assert summary["lr-seeds"]["score"]["mean"] > 0.6
+    assert all(r["n_seeds"] == 20 and r["n_extra_unlabeled"] == 150 for r in results["runs"])
+    text = (out / "RESULTS.md").read_text()
+    assert "Command: `python -m evals" in text and "| wrench-mv |" in text
+    assert (out / "results.png").stat().st_size > 1000
+    assert "| lr-seeds |" in capsys.readouterr().out
+
+
+def test_lfagent_bench_forwards_to_evals(tmp_path):
+    from lfagent.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--datasets", "youtube", "--quick", "--out", str(tmp_path)])
+    assert args.datasets == ["youtube"] and args.quick and args.out == str(tmp_path)
+    import evals.__main__ as evals_main
+
+    config = evals_main.build_config(args)
+    assert config.draws == 1 and config.extra_unlabeled == evals_main.QUICK_EXTRA_UNLABELED
+    assert "lfagent-none" in config.systems and "zeroshot" not in config.systems
+    with_llm = evals_main.build_config(build_parser().parse_args(["bench", "--llm", "openai:m"]))
+    assert "lfagent-openai:m" in with_llm.systems and "zeroshot" in with_llm.systems
