@@ -36,6 +36,7 @@ class PipelineConfig(BaseModel):
     # How the embedding classifier joins the label model on covered records: "product" treats the two as
     # independent experts (p ~ p_lm * p_emb / prior); "none" uses it only where no LF votes.
     combine: str = "product"
+    fallback_c: float = 10.0  # inverse L2 strength of the embedding classifier
 
 
 @dataclass
@@ -88,16 +89,20 @@ ProgressFn = Callable[[str], None]
 
 def combine_experts(lm: np.ndarray, emb: np.ndarray, covered: np.ndarray, prior: np.ndarray, multi_label: bool,
                     how: str) -> np.ndarray:
-    """Covered rows: label model and embedding classifier as independent experts; others: the classifier."""
+    """Covered rows: label model and embedding classifier as independent experts; others: the classifier.
+
+    The classifier is trained with balanced class weights, so its output is a likelihood with a flat
+    prior: the product p_lm * p_emb then counts the label model's class prior once.
+    """
     eps = 1e-6
     out = emb.copy()
     if how == "product":
         if multi_label:  # per class, two-way products of independent binary experts
-            pos = lm * emb / prior
-            neg = (1 - lm) * (1 - emb) / (1 - prior)
+            pos = lm * emb
+            neg = (1 - lm) * (1 - emb)
             joint = pos / np.maximum(pos + neg, eps)
         else:
-            joint = np.clip(lm, eps, 1) * np.clip(emb, eps, 1) / prior
+            joint = np.clip(lm, eps, 1) * np.clip(emb, eps, 1)
             joint /= joint.sum(axis=1, keepdims=True)
         out[covered] = joint[covered]
     else:
@@ -146,7 +151,7 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
     fallback = None
     if config.fallback == "embedding" and corpus.seed_emb is not None:
-        fallback = fit_fallback(corpus.seed_emb[train], y, corpus.multi_label, config.seed)
+        fallback = fit_fallback(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
     return FittedModel(lfs=kept, label_model=model, fallback=fallback, prior=prior,
                        multi_label=corpus.multi_label, dropped=dropped, candidates=candidates,
                        combine=config.combine)
@@ -170,20 +175,22 @@ def class_prior(y: np.ndarray, k: int, multi_label: bool) -> np.ndarray:
     return counts / counts.sum()
 
 
-def fit_fallback(emb: np.ndarray, y: np.ndarray, multi_label: bool, seed: int):
+def fit_fallback(emb: np.ndarray, y: np.ndarray, multi_label: bool, seed: int, c: float = 10.0):
     """Logistic regression on seed embeddings: the fallback for records no LF covers."""
     from sklearn.linear_model import LogisticRegression
 
     if multi_label:
         models = []
-        for c in range(y.shape[1]):
-            column = y[:, c]
-            models.append(LogisticRegression(C=1.0, max_iter=500, random_state=seed).fit(emb, column)
+        for k in range(y.shape[1]):
+            column = y[:, k]
+            models.append(LogisticRegression(C=c, max_iter=1000, random_state=seed, class_weight="balanced").fit(emb, column)
                           if 0 < column.sum() < len(column) else float(column.mean()))
         return models
     if len(np.unique(y)) < 2:
         return None
-    return LogisticRegression(C=1.0, max_iter=1000, random_state=seed).fit(emb, y)
+    # Balanced weights: the classifier then scores p(x | y) up to a constant, a likelihood that joins the
+    # label model's posterior without counting the class prior twice (see combine_experts).
+    return LogisticRegression(C=c, max_iter=1000, random_state=seed, class_weight="balanced").fit(emb, y)
 
 
 def fallback_predict(model, emb: np.ndarray, multi_label: bool, k: int) -> np.ndarray:

@@ -153,7 +153,7 @@ class Session:
                            seed_members=members)
 
     def prompt_context(self):
-        from lfagent.propose.prompting import PromptContext, choose_examples
+        from lfagent.propose.prompting import PromptContext, choose_examples, typical_examples
 
         result = self.result
         examples = choose_examples(self.seeds.texts, self.seeds.y, self.task.class_names,
@@ -166,8 +166,10 @@ class Session:
                 if row["status"] == "kept":
                     current.append(f"{row['name']}: {self.get_lf(row['name']).summary()} "
                                    f"(seed accuracy {row['seed_accuracy']})")
+        typical = typical_examples(self.seeds.texts, self.seeds.y, self.task.class_names, per_class=4,
+                                   seed=self.config.seed + 1000 * self.round, multi_label=self.task.multi_label)
         return PromptContext(task=self.task, examples=examples, guideline=self.store.get_meta("guideline", ""),
-                             current_lfs=current, round=self.round)
+                             current_lfs=current, round=self.round, typical=typical)
 
     def _seed_covered(self) -> np.ndarray:
         L_seed, _ = self.votes.matrices(self.result.final.lfs)

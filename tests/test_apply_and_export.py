@@ -85,3 +85,4 @@ def test_export_bad_entry_names_the_lf(tmp_path):
     path.write_text("LFS = [{'name': 'oops', 'kind': 'keywords', 'label': 'SPAM'}]\n")
     with pytest.raises(InputError, match="oops"):
         load_lfs(path)
+

@@ -103,9 +103,10 @@ class LLMProposer:
         return report
 
     def _keywords(self, context, *, n, targets, round_, offset) -> ProposalReport:
-        """`n` seed texts per class (the loop's chosen examples, hardest first), one request each."""
+        """`n` typical seed texts per class, one request each."""
         report = ProposalReport()
-        jobs = [(t, example) for t in targets for example in context.examples.get(t, [])[:max(1, n)]]
+        source = context.typical or context.examples
+        jobs = [(t, example) for t in targets for example in source.get(t, [])[:max(1, n)]]
         replies = self._ask([keyword_request(context, t, example, sample=offset) for t, example in jobs], report)
         for (target, example), text in zip(jobs, replies):
             if text is None:

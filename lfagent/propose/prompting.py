@@ -29,6 +29,8 @@ class PromptContext:
     guideline: str = ""
     current_lfs: list[str] = field(default_factory=list)  # one line per kept LF, with its seed accuracy
     round: int = 0
+    # Randomly drawn seeds per class: cue words are copied from typical texts, not from the hard cases.
+    typical: dict[str, list[str]] = field(default_factory=dict)
 
     def fields(self, target: str | None = None) -> dict[str, str]:
         classes = "\n".join(f"- {c.name}: {c.description}" for c in self.task.classes)
@@ -60,6 +62,14 @@ def clip(text: str, limit: int = MAX_EXAMPLE_CHARS) -> str:
 
 def render(name: str, context: PromptContext, target: str | None = None, **extra: str) -> str:
     return template(name).safe_substitute({**context.fields(target), **extra})
+
+
+def typical_examples(texts: list[str], y: np.ndarray, class_names: list[str], *, per_class: int, seed: int,
+                     multi_label: bool = False) -> dict[str, list[str]]:
+    rng = np.random.default_rng(seed)
+    members = np.asarray(y, bool) if multi_label else np.eye(len(class_names), dtype=bool)[np.asarray(y, int)]
+    return {name: [texts[i] for i in rng.permutation(np.nonzero(members[:, c])[0])[:per_class]]
+            for c, name in enumerate(class_names)}
 
 
 def choose_examples(texts: list[str], y: np.ndarray, class_names: list[str], *, heldout: np.ndarray | None,
