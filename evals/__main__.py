@@ -68,7 +68,7 @@ def build_config(args: argparse.Namespace):
 def _check_systems(systems: list[str]) -> None:
     from lfagent.errors import InputError
 
-    known = {"lr-seeds", "zeroshot", "wrench-mv", "wrench-lfagent-lm", "wrench-snorkel"}
+    known = {"lr-seeds", "lr-seeds-default", "zeroshot", "wrench-mv", "wrench-lfagent-lm", "wrench-snorkel"}
     unknown = [s for s in systems if s not in known and not s.startswith("lfagent-")]
     if unknown:
         raise InputError(f"unknown system(s) {unknown}; known: {sorted(known)} and lfagent-<LLM SPEC>")

@@ -16,11 +16,14 @@ import numpy as np
 
 
 def fit_predict_logreg(X: np.ndarray, y: np.ndarray, X_new: np.ndarray, *, k: int, multi_label: bool,
-                       C: float = 10.0, seed: int = 0) -> np.ndarray:
-    """Train on (X, y) and return class probabilities for X_new: (n_new, k)."""
+                       C: float = 10.0, seed: int = 0, balanced: bool = True) -> np.ndarray:
+    """Train on (X, y) and return class probabilities for X_new: (n_new, k).
+
+    `C=1.0, balanced=False` is sklearn's default logistic regression (the `lr-seeds-default` baseline).
+    """
     if multi_label:
         y = np.asarray(y, dtype=int).reshape(len(X), k)
-        return np.column_stack([_binary_probs(X, y[:, c], X_new, C, seed) for c in range(k)])
+        return np.column_stack([_binary_probs(X, y[:, c], X_new, C, seed, balanced) for c in range(k)])
     y = np.asarray(y, dtype=int)
     out = np.zeros((len(X_new), k))
     present = np.unique(y)
@@ -29,21 +32,21 @@ def fit_predict_logreg(X: np.ndarray, y: np.ndarray, X_new: np.ndarray, *, k: in
     if len(present) == 1:
         out[:, present[0]] = 1.0
         return out
-    model = _model(C, seed).fit(X, y)
+    model = _model(C, seed, balanced).fit(X, y)
     out[:, model.classes_] = model.predict_proba(X_new)
     return out
 
 
-def _binary_probs(X, y, X_new, C, seed) -> np.ndarray:
+def _binary_probs(X, y, X_new, C, seed, balanced=True) -> np.ndarray:
     if len(y) == 0:
         return np.full(len(X_new), 0.5)
     if y.min() == y.max():
         return np.full(len(X_new), float(y[0]))
-    return _model(C, seed).fit(X, y).predict_proba(X_new)[:, 1]
+    return _model(C, seed, balanced).fit(X, y).predict_proba(X_new)[:, 1]
 
 
-def _model(C: float, seed: int):
+def _model(C: float, seed: int, balanced: bool = True):
     from sklearn.linear_model import LogisticRegression
 
     warnings.filterwarnings("ignore", module="sklearn")
-    return LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed)
+    return LogisticRegression(C=C, class_weight="balanced" if balanced else None, max_iter=2000, random_state=seed)

@@ -2,7 +2,8 @@
 
 - lfagent-<LLM SPEC>  lfagent itself, in-process, on a task written for the draw (lfagent-none,
                       lfagent-local, lfagent-openai:MODEL, ...)
-- lr-seeds            logistic regression on MiniLM embeddings of the seeds
+- lr-seeds            logistic regression on MiniLM embeddings of the seeds (C=10, balanced: a tuned baseline)
+- lr-seeds-default    the same with sklearn's defaults (C=1, no class weights)
 - zeroshot            the LLM labels each test record from a short prompt listing the classes
 - wrench-mv / wrench-lfagent-lm / wrench-snorkel
                       the WRENCH human LFs (weak_labels) through majority vote, lfagent.LabelModel and
@@ -25,7 +26,7 @@ from evals.datasets import BenchData, Draw
 from evals.logreg import fit_predict_logreg
 from evals.metrics import SystemOutput
 
-NO_LLM_SYSTEMS = ["lfagent-none", "lr-seeds", "wrench-mv", "wrench-lfagent-lm", "wrench-snorkel"]
+NO_LLM_SYSTEMS = ["lfagent-none", "lr-seeds", "lr-seeds-default", "wrench-mv", "wrench-lfagent-lm", "wrench-snorkel"]
 WRENCH_SYSTEMS = {"wrench-mv", "wrench-lfagent-lm", "wrench-snorkel"}
 
 
@@ -59,6 +60,8 @@ def run_system(system: str, ctx: DrawContext) -> SystemOutput:
         out = run_lfagent(ctx, system.removeprefix("lfagent-"))
     elif system == "lr-seeds":
         out = run_lr_seeds(ctx)
+    elif system == "lr-seeds-default":  # sklearn's defaults: C=1, no class weights
+        out = run_lr_seeds(ctx, C=1.0, balanced=False)
     elif system == "zeroshot":
         out = run_zeroshot(ctx)
     elif system in WRENCH_SYSTEMS:
@@ -133,13 +136,13 @@ def _lookup(silver: dict, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 # ---- embeddings + logistic regression --------------------------------------------------------------
 
-def run_lr_seeds(ctx: DrawContext) -> SystemOutput:
+def run_lr_seeds(ctx: DrawContext, *, C: float = 10.0, balanced: bool = True) -> SystemOutput:
     data, draw = ctx.data, ctx.draw
     X_seed = ctx.embed(ctx.train_texts(draw.seed_rows))
     X_test = ctx.embed(data.test.texts)
     X_extra = ctx.embed(ctx.train_texts(draw.extra_rows))
     probs = fit_predict_logreg(X_seed, ctx.seed_labels(), np.vstack([X_test, X_extra]), k=data.k,
-                               multi_label=data.multi_label, seed=draw.seed)
+                               multi_label=data.multi_label, seed=draw.seed, C=C, balanced=balanced)
     n = len(data.test)
     return SystemOutput(test_probs=probs[:n], test_covered=np.ones(n, bool), test_rows=np.arange(n),
                         train_probs=probs[n:], train_covered=np.ones(len(draw.extra_rows), bool))

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from lfagent.calibration import Calibrator
 from lfagent.errors import InputError
-from lfagent.lf import LabelingFunction, lf_set_hash
+from lfagent.lf import LabelingFunction
 from lfagent.task import TaskSpec
 
 
@@ -135,12 +135,13 @@ def load_model(run_dir: str | Path) -> RunModel:
 
 
 def silver_row(record_id, probs: np.ndarray, covered: bool, class_names: list[str], multi_label: bool,
-               threshold: float = 0.5) -> dict:
+               thresholds: list[float] | None = None) -> dict:
     """One silver.jsonl line: {"id", "label"|"labels", "probs", "covered"}."""
     rounded = {name: round(float(p), 4) for name, p in zip(class_names, probs)}
     row = {"id": record_id}
     if multi_label:
-        row["labels"] = [name for name, p in zip(class_names, probs) if p >= threshold]
+        cuts = thresholds or [0.5] * len(class_names)
+        row["labels"] = [name for name, p, cut in zip(class_names, probs, cuts) if p >= cut]
     else:
         row["label"] = class_names[int(np.argmax(probs))] if len(probs) else None
     row["probs"] = rounded
@@ -148,5 +149,3 @@ def silver_row(record_id, probs: np.ndarray, covered: bool, class_names: list[st
     return row
 
 
-def kept_hash(lfs: list[LabelingFunction]) -> str:
-    return lf_set_hash(lfs)

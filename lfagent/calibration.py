@@ -14,6 +14,16 @@ class Calibrator(BaseModel):
     multi_label: bool = False
     temperature: float = 1.0
     platt: list[tuple[float, float]] = []  # multi-label: per class (a, b) in sigmoid(a * logit(p) + b)
+    # Multi-label decisions: a class is in `labels` when its calibrated probability reaches its threshold.
+    # Calibrated probabilities of rare classes seldom reach 0.5, so thresholds are chosen for F1 on the
+    # cross-fitted seed predictions.
+    thresholds: list[float] = []
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """Multi-label: boolean n x k matrix of the classes each record carries."""
+        probs = np.asarray(probs, dtype=float)
+        cut = np.asarray(self.thresholds) if self.thresholds else np.full(probs.shape[-1], 0.5)
+        return probs >= cut
 
     def transform(self, probs: np.ndarray) -> np.ndarray:
         if self.multi_label:
@@ -30,3 +40,20 @@ def fit_calibrator(probs: np.ndarray, y: np.ndarray, *, multi_label: bool = Fals
     if multi_label:
         return Calibrator(multi_label=True, platt=PlattScaler().fit(probs, y).coefs)
     return Calibrator(temperature=TemperatureScaler().fit(probs, np.asarray(y, dtype=int)).temperature)
+
+
+def f1_thresholds(probs: np.ndarray, y: np.ndarray) -> list[float]:
+    """Per class, the probability cut-off with the best F1 on labelled (held-out) predictions."""
+    probs, y = np.asarray(probs, dtype=float), np.asarray(y, dtype=bool)
+    cuts = []
+    for c in range(probs.shape[1]):
+        candidates = np.unique(np.concatenate([probs[:, c], [0.5]]))
+        best, best_f1 = 0.5, -1.0
+        for cut in candidates:
+            pred = probs[:, c] >= cut
+            tp = np.sum(pred & y[:, c])
+            f1 = 2 * tp / max(pred.sum() + y[:, c].sum(), 1)
+            if f1 > best_f1 + 1e-12 or (abs(f1 - best_f1) <= 1e-12 and abs(cut - 0.5) < abs(best - 0.5)):
+                best, best_f1 = float(cut), f1
+        cuts.append(best)
+    return cuts

@@ -7,7 +7,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from lfagent.aggregate import expected_calibration_error, multilabel_expected_calibration_error
-from lfagent.calibration import Calibrator, fit_calibrator
+from lfagent.calibration import Calibrator, f1_thresholds, fit_calibrator
 from lfagent.pipeline import Corpus, FittedModel, PipelineConfig, VoteCache, fit_once, fold_indices
 from lfagent.lf import LabelingFunction
 
@@ -63,13 +63,16 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
         raw_heldout[test], heldout_covered[test] = model.predict(L_seed[test], emb)
         fold_kept.append([lf.name for lf in model.lfs])
     heldout = _cross_calibrated(raw_heldout, corpus, folds)
+    heldout_decisions = _cross_decided(heldout, corpus, folds) if corpus.multi_label else None
     say("final fit on all seeds")
     final = fit_once(corpus, np.arange(n), config, extra=extra, pins=pins, votes=votes)
     calibrator = fit_calibrator(raw_heldout, corpus.seed_y, multi_label=corpus.multi_label)
+    if corpus.multi_label:
+        calibrator.thresholds = f1_thresholds(heldout, corpus.seed_y)
     _, L_unl = votes.matrices(final.lfs)
     raw_probs, covered = final.predict(L_unl, corpus.unl_emb)
     probs = calibrator.transform(raw_probs)
-    metrics = _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, final)
+    metrics = _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, final, heldout_decisions)
     return PipelineResult(final=final, calibrator=calibrator, metrics=metrics, probs=probs, covered=covered,
                           heldout_probs=heldout, votes=votes, fold_kept=fold_kept)
 
@@ -83,11 +86,20 @@ def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) 
     return out
 
 
-def _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, final) -> Metrics:
+def _cross_decided(heldout: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> np.ndarray:
+    """Multi-label decisions per fold with thresholds chosen on the other folds only."""
+    out = np.zeros(heldout.shape, dtype=bool)
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(heldout)), test)
+        out[test] = heldout[test] >= np.asarray(f1_thresholds(heldout[train], corpus.seed_y[train]))
+    return out
+
+
+def _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, final, decisions=None) -> Metrics:
     y = corpus.seed_y
     if corpus.multi_label:
-        micro, macro = multilabel_f1(y, heldout >= 0.5)
-        accuracy, low, high = micro, *_bootstrap_interval(y, heldout, config.seed)
+        micro, macro = multilabel_f1(y, decisions)
+        accuracy, low, high = micro, *_bootstrap_interval(y, decisions, config.seed)
         ece = multilabel_expected_calibration_error(heldout, y)
         ece_raw = multilabel_expected_calibration_error(raw_heldout, y)
     else:
@@ -129,10 +141,10 @@ def multilabel_f1(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     return float(micro), float(np.mean(per_class)) if per_class else 0.0
 
 
-def _bootstrap_interval(y, probs, seed, rounds: int = 200) -> tuple[float, float]:
+def _bootstrap_interval(y, decisions, seed, rounds: int = 200) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
     scores = []
     for _ in range(rounds):
         sample = rng.integers(0, len(y), len(y))
-        scores.append(multilabel_f1(y[sample], probs[sample] >= 0.5)[0])
+        scores.append(multilabel_f1(y[sample], decisions[sample])[0])
     return float(np.quantile(scores, 0.025)), float(np.quantile(scores, 0.975))

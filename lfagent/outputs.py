@@ -28,7 +28,7 @@ def write_run_outputs(run_dir: Path, task: TaskSpec, run_id: str, seeds: Records
         (uses_embeddings and final.fallback is not None))
     save_model(run_dir, model)
     write_jsonl_atomic(run_dir / "silver.jsonl",
-                       (silver_row(rid, p, c, names, task.multi_label)
+                       (silver_row(rid, p, c, names, task.multi_label, result.calibrator.thresholds)
                         for rid, p, c in zip(unlabeled.ids, result.probs, result.covered)))
     write_jsonl_atomic(run_dir / "heldout.jsonl", _heldout_rows(task, seeds, result))
     _write_lf_tables(run_dir, task, result)

@@ -2,7 +2,7 @@
 
 Output columns (the contract of OUT.parquet / OUT.jsonl):
   id           string; `<file stem>:<row position>` when the record has none
-  label        hard label (single-label tasks)   | labels  list of labels with p >= 0.5 (multi-label)
+  label        hard label (single-label tasks)   | labels  classes whose p reaches the run's threshold (multi-label)
   probs        per-class calibrated probability (a struct in Parquet, an object in JSONL)
   confidence   max probability (single-label); multi-label: the least sure class's max(p, 1-p)
   covered      whether any LF voted (else the label comes from the fallback or the prior)
@@ -19,7 +19,6 @@ import pyarrow as pa
 from lfagent.generate.model import Predictor
 from lfagent.generate.stream import Batch
 
-MULTI_LABEL_THRESHOLD = 0.5
 
 
 def output_schema(predictor: Predictor, *, votes: bool) -> pa.Schema:
@@ -54,7 +53,7 @@ def rows_table(predictor: Predictor, ids: list[str], probs: np.ndarray, covered:
     n = len(ids)
     columns: list[pa.Array] = [pa.array(ids, type=pa.string())]
     if predictor.multi_label:
-        hot = probs >= MULTI_LABEL_THRESHOLD
+        hot = predictor.calibrator.decide(probs)
         columns.append(pa.array([list(names[row]) for row in hot], type=pa.list_(pa.string())))
         confidence = np.maximum(probs, 1 - probs).min(axis=1) if probs.shape[1] else np.ones(n)
     else:
