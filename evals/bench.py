@@ -104,14 +104,15 @@ def score_output(out: SystemOutput, data: BenchData, draw: Draw, test_emb: np.nd
     """Scores of the silver test labels, and of the end model trained on the silver train labels."""
     y_test = data.test.y[out.test_rows]
     scores = prediction_scores(out.test_probs, y_test, multi_label=data.multi_label,
-                               positive_class=data.positive_class)
+                               positive_class=data.positive_class, decisions=out.test_decisions)
     scores.update(coverage=float(np.mean(out.test_covered)) if len(out.test_covered) else 0.0,
                   n_scored=len(out.test_rows), llm_calls=out.llm_calls, llm_tokens=out.llm_tokens,
                   wall_s=out.wall_s, note=out.note, **out.extra)
     scores["end_model"] = None
     if out.train_probs is not None and len(draw.extra_rows) and out.train_covered.any():
         texts = [data.train.texts[i] for i in draw.extra_rows[out.train_covered]]
-        silver = hard_labels(out.train_probs[out.train_covered], data.multi_label)
+        decided = None if out.train_decisions is None else out.train_decisions[out.train_covered]
+        silver = hard_labels(out.train_probs[out.train_covered], data.multi_label, decided)
         probs = fit_predict_logreg(embed(texts), silver, test_emb, k=data.k, multi_label=data.multi_label,
                                    seed=draw.seed)
         scores["end_model"] = prediction_scores(probs, data.test.y, multi_label=data.multi_label,

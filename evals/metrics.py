@@ -29,6 +29,9 @@ class SystemOutput:
     test_rows: np.ndarray
     train_probs: np.ndarray | None = None
     train_covered: np.ndarray | None = None
+    # Multi-label: the system's own class decisions (lfagent's `labels`), when it makes them; else p >= 0.5.
+    test_decisions: np.ndarray | None = None
+    train_decisions: np.ndarray | None = None
     llm_calls: int = 0
     llm_tokens: int = 0
     wall_s: float = 0.0
@@ -45,11 +48,11 @@ def score_name(multi_label: bool, positive_class: int | None, class_names: list[
 
 
 def prediction_scores(probs: np.ndarray, y: np.ndarray, *, multi_label: bool,
-                      positive_class: int | None = None) -> dict[str, float]:
+                      positive_class: int | None = None, decisions: np.ndarray | None = None) -> dict[str, float]:
     """score, accuracy, macro_f1, ece (and f1 of the positive class when given)."""
     probs = np.asarray(probs, dtype=float)
     if multi_label:
-        pred = probs >= 0.5
+        pred = np.asarray(decisions, bool) if decisions is not None else probs >= 0.5
         micro, macro = multilabel_f1(y, pred)
         exact = float(np.mean((pred == np.asarray(y, bool)).all(axis=1)))
         return {"score": micro, "accuracy": exact, "macro_f1": macro,
@@ -71,9 +74,11 @@ def binary_f1(truth: np.ndarray, pred: np.ndarray) -> float:
     return 2 * tp / denominator if denominator else 0.0
 
 
-def hard_labels(probs: np.ndarray, multi_label: bool) -> np.ndarray:
+def hard_labels(probs: np.ndarray, multi_label: bool, decisions: np.ndarray | None = None) -> np.ndarray:
     probs = np.asarray(probs)
-    return (probs >= 0.5).astype(int) if multi_label else probs.argmax(axis=1)
+    if multi_label:
+        return (np.asarray(decisions, bool) if decisions is not None else probs >= 0.5).astype(int)
+    return probs.argmax(axis=1)
 
 
 def mean_sd(values: list[float]) -> tuple[float | None, float | None]:

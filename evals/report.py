@@ -96,7 +96,8 @@ def markdown(results: dict) -> str:
         f"(seeds {config['first_draw']}..{config['first_draw'] + config['draws'] - 1}); unlabeled = the test "
         f"split plus up to {config['extra_unlabeled']} other train rows. Silver labels are scored on the test "
         "rows (uncovered rows count, with whatever probabilities the system gives them); multi-label classes "
-        "are predicted at probability >= 0.5. The end model (logistic regression on MiniLM embeddings, C=10, "
+        "are lfagent's own `labels` (per-class thresholds chosen on cross-fitted seeds), other systems' are "
+        "those at probability >= 0.5. The end model (logistic regression on MiniLM embeddings, C=10, "
         "balanced class weights; lr-seeds is the same model on the seeds) is trained on the silver labels of "
         "the covered extra train rows and scored on test. wrench-* systems use the WRENCH human LFs (fit on "
         "all train rows, no seed labels). Cells are mean ± sd over draws.", "",

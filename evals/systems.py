@@ -99,12 +99,15 @@ def _label_value(y, data: BenchData):
     return data.class_names[int(y)]
 
 
-def read_silver(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarray, bool]]:
+def read_silver(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarray, bool, np.ndarray | None]]:
+    """id -> (probs, covered, multi-label decisions from the row's `labels`, else None)."""
     out = {}
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             row = json.loads(line)
-            out[str(row["id"])] = (np.array([row["probs"][c] for c in class_names], float), bool(row["covered"]))
+            decided = (np.array([c in row["labels"] for c in class_names]) if "labels" in row else None)
+            out[str(row["id"])] = (np.array([row["probs"][c] for c in class_names], float), bool(row["covered"]),
+                                   decided)
     return out
 
 
@@ -117,21 +120,24 @@ def run_lfagent(ctx: DrawContext, llm: str) -> SystemOutput:
         summary = run_agent(task_path, run_dir, llm=llm, rounds=ctx.rounds, max_llm_calls=ctx.max_llm_calls,
                             seed=ctx.draw.seed, embed=True)
         silver = read_silver(run_dir / "silver.jsonl", ctx.data.class_names)
-    test_probs, test_cov = _lookup(silver, ctx.data.test.ids)
-    train_probs, train_cov = _lookup(silver, [ctx.data.train.ids[i] for i in ctx.draw.extra_rows])
+    test_probs, test_cov, test_decided = _lookup(silver, ctx.data.test.ids)
+    train_probs, train_cov, train_decided = _lookup(silver, [ctx.data.train.ids[i] for i in ctx.draw.extra_rows])
     usage = summary.get("llm") or {}
     metrics = summary.get("metrics") or {}
     return SystemOutput(test_probs=test_probs, test_covered=test_cov, test_rows=np.arange(len(ctx.data.test)),
-                        train_probs=train_probs, train_covered=train_cov, llm_calls=int(usage.get("calls", 0)),
+                        train_probs=train_probs, train_covered=train_cov, test_decisions=test_decided,
+                        train_decisions=train_decided, llm_calls=int(usage.get("calls", 0)),
                         llm_tokens=int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)),
                         extra={"n_kept": metrics.get("n_kept"), "label_model": metrics.get("label_model"),
                                "seed_accuracy_crossfit": metrics.get("seed_accuracy")})
 
 
-def _lookup(silver: dict, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _lookup(silver: dict, ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     probs = np.array([silver[i][0] for i in ids]) if ids else np.zeros((0, 0))
     covered = np.array([silver[i][1] for i in ids], bool)
-    return probs, covered
+    decided = [silver[i][2] for i in ids]
+    decisions = np.array(decided, bool) if decided and all(d is not None for d in decided) else None
+    return probs, covered, decisions
 
 
 # ---- embeddings + logistic regression --------------------------------------------------------------

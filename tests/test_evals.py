@@ -80,8 +80,12 @@ def test_task_dir_round_trips_through_lfagent_readers(tmp_path):
     assert unlabeled.ids == data.test.ids + [data.train.ids[i] for i in draw.extra_rows]
     (tmp_path / "silver.jsonl").write_text(json.dumps({"id": "test:0", "label": "B", "covered": False,
                                                        "probs": {"A": 0.2, "B": 0.7, "C": 0.1}}) + "\n")
-    probs, covered = read_silver(tmp_path / "silver.jsonl", data.class_names)["test:0"]
-    assert list(probs) == [0.2, 0.7, 0.1] and covered is False
+    probs, covered, decided = read_silver(tmp_path / "silver.jsonl", data.class_names)["test:0"]
+    assert list(probs) == [0.2, 0.7, 0.1] and covered is False and decided is None
+    (tmp_path / "multi.jsonl").write_text(json.dumps({"id": "x", "labels": ["C"], "covered": True,
+                                                      "probs": {"A": 0.2, "B": 0.7, "C": 0.3}}) + "\n")
+    _, _, decided = read_silver(tmp_path / "multi.jsonl", data.class_names)["x"]
+    assert decided.tolist() == [False, False, True]  # lfagent's own decision, not p >= 0.5
 
 
 @needs_data
