@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lfagent.artifacts import RunModel, load_model
+from lfagent.data.readers import iter_rows
 from lfagent.errors import InputError
 
 
@@ -95,21 +96,8 @@ def load_run(run_dir: str | Path) -> RunArtifacts:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON: {exc.msg}", path=path, line=line_number) from None
-            if not isinstance(row, dict):
-                raise InputError("each line must be a JSON object", path=path, line=line_number)
-            rows.append(row)
-    return rows
+    """Rows of a run file; a bad line is an InputError naming file and line (the data layer's reader)."""
+    return [row for _, row in iter_rows(path, "jsonl")] if path.is_file() else []
 
 
 def read_json(path: Path, default):
