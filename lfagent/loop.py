@@ -67,9 +67,33 @@ def agent_rounds(session, *, rounds: int = 3, max_llm_calls: int | None = None, 
             say("stopping: cross-fitted seed accuracy has plateaued")
             store.event("stop", {"reason": "plateau"})
             break
+    if _roll_back_to_best_round(session):
+        stale = True
     if stale or session.result is None:
         session.fit()
     return store.rounds()
+
+
+def _roll_back_to_best_round(session) -> bool:
+    """Drop the LLM LFs of rounds after the best one, if later rounds did not beat it.
+
+    "Best" is the highest cross-fitted seed accuracy, the earliest round on ties: an LLM LF must earn
+    its place in the label model, not just beat chance on its own.
+    """
+    done = [r for r in session.store.rounds() if r["status"] == "done" and r["metrics"]]
+    if len(done) < 2:
+        return False
+    best = max(done, key=lambda r: (r["metrics"]["seed_accuracy"], -r["round"]))["round"]
+    if best == done[-1]["round"]:
+        return False
+    later = [lf.name for lf, _, pinned, _ in session.store.lfs()
+             if lf.provenance.source.startswith("llm") and (lf.provenance.round or 0) > best and pinned is None]
+    for name in later:
+        session.store.pin(name, "drop")
+    session.store.set_meta("rolled_back", sorted(set(session.store.get_meta("rolled_back", [])) | set(later)))
+    session.store.event("roll_back", {"to_round": best, "dropped": later})
+    session.say(f"rounds after {best} did not improve the cross-fitted seed accuracy: their LFs are dropped")
+    return bool(later)
 
 
 def _propose_round(session, round_: int, settings: LoopSettings):

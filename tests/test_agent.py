@@ -111,3 +111,25 @@ def test_kill_9_then_resume_loses_nothing(tmp_path, monkeypatch):
         assert (run_dir / "silver.jsonl").is_file()
         store = RunStore(run_dir)
         assert {r["round"] for r in store.rounds() if r["status"] == "done"} >= {0}
+
+
+def test_rounds_that_do_not_improve_are_rolled_back(tmp_path):
+    from lfagent import LabelingFunction, Provenance, Session
+    from lfagent.loop import _roll_back_to_best_round
+
+    with Session(small_task(tmp_path), tmp_path / "run", llm="none", embed=False) as session:
+        early = LabelingFunction(name="llm_kw_spam_a", kind="keywords", label="SPAM", keywords=["subscribe"],
+                                 provenance=Provenance(source="llm:keywords", round=1))
+        late = LabelingFunction(name="llm_kw_spam_b", kind="keywords", label="SPAM", keywords=["the"],
+                                provenance=Provenance(source="llm:keywords", round=2))
+        session.add_lf(early)
+        session.add_lf(late)
+        for round_, accuracy in ((0, 0.85), (1, 0.90), (2, 0.88)):
+            session.store.start_round(round_)
+            session.store.finish_round(round_, {"seed_accuracy": accuracy})
+        assert _roll_back_to_best_round(session)
+        pins = {lf.name: pinned for lf, _, pinned, _ in session.store.lfs()}
+        assert pins == {"llm_kw_spam_a": None, "llm_kw_spam_b": "drop"}
+        session.fit()
+        row = next(r for r in session.lfs if r["name"] == "llm_kw_spam_b")
+        assert row["status"] == "dropped" and "did not improve" in row["reason"]
