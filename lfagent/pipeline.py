@@ -31,7 +31,7 @@ class PipelineConfig(BaseModel):
     mine_embeddings: bool = True
     max_ngram: int = 3
     min_votes: int = 3
-    label_model: str = "auto"  # auto | majority | dawid_skene
+    label_model: str = "auto"  # auto | majority | dawid_skene | metal (Snorkel's estimator)
     fallback: str = "embedding"  # embedding (logistic regression on seed embeddings) | prior
     # How the embedding classifier joins the label model on covered records: "product" treats the two as
     # independent experts (p ~ p_lm * p_emb / prior); "none" uses it only where no LF votes.
