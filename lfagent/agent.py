@@ -13,7 +13,8 @@ from lfagent.session import Session
 
 def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds: int = 3,
               max_llm_calls: int | None = None, max_tokens: int | None = None, seed: int = 0, folds: int = 5,
-              embed: bool = True, progress=None, resume: bool = False) -> dict:
+              embed: bool = True, progress=None, resume: bool = False,
+              prices: tuple[float, float] = (0.0, 0.0)) -> dict:
     llm = llm or "auto"
     config = PipelineConfig(seed=seed, folds=folds)
     say = progress or (lambda message: None)
@@ -22,10 +23,12 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
         session.store.set_meta("llm", llm)
         session.store.set_meta("run_args", {"llm": llm, "rounds": rounds, "max_llm_calls": max_llm_calls,
                                             "max_tokens": max_tokens, "seed": seed, "folds": folds,
+                                            "price_prompt": prices[0], "price_completion": prices[1],
                                             "no_embeddings": not embed})
         if llm != "none":
             from lfagent.loop import agent_rounds
 
+            session.prices = prices
             agent_rounds(session, rounds=rounds, max_llm_calls=max_llm_calls, max_tokens=max_tokens)
         else:
             say("mining LFs and fitting the label model")

@@ -44,6 +44,7 @@ class Session:
         self.llm_spec = llm or "auto"
         self._llm = None
         self.limits: dict = {}
+        self.prices: tuple[float, float] = (0.0, 0.0)  # USD per 1M prompt / completion tokens
         self.round = 0
         self.result: PipelineResult | None = None
         self.seeds: Records = load_seeds(self.task)
@@ -124,7 +125,11 @@ class Session:
             from lfagent.llm.cache import ResponseCache
             from lfagent.llm.factory import make_llm
 
-            budget = Budget(max_calls=self.limits.get("max_llm_calls"), max_tokens=self.limits.get("max_tokens"))
+            from lfagent.llm.budget import Prices
+
+            prompt_price, completion_price = self.prices
+            budget = Budget(max_calls=self.limits.get("max_llm_calls"), max_tokens=self.limits.get("max_tokens"),
+                            prices=Prices(prompt_per_million=prompt_price, completion_per_million=completion_price))
             budget.add_prior_usage(**self.store.llm_usage())
             self._llm = make_llm(self.llm_spec, cache=ResponseCache(self.run_dir / "llm_cache.sqlite"),
                                  budget=budget, on_response=self._record_llm_call)

@@ -42,7 +42,7 @@ def test_agent_keeps_good_llm_lfs_and_rejects_bad_ones_with_reasons(tmp_path, se
     # Faults first: the client must retry through them (429, 500, garbage body, truncated JSON).
     server.push(Fault("429", retry_after=0.01), Fault("500"), Fault("garbage"), Fault("truncated"))
     run_dir = tmp_path / "run"
-    summary = run_agent(small_task(tmp_path), run_dir, llm="openai:test-model", rounds=2)
+    summary = run_agent(small_task(tmp_path), run_dir, llm="openai:test-model", rounds=2, prices=(1000.0, 2000.0))
     store = RunStore(run_dir)
     lfs = {lf.name: (lf, status) for lf, status, _, _ in store.lfs()}
     llm_lfs = {name: v for name, v in lfs.items() if v[0].provenance.source.startswith("llm")}
@@ -60,7 +60,10 @@ def test_agent_keeps_good_llm_lfs_and_rejects_bad_ones_with_reasons(tmp_path, se
     assert (run_dir / "silver.jsonl").is_file()
     rounds = store.rounds()
     assert [r["round"] for r in rounds if r["status"] == "done"][:2] == [0, 1]
-    assert store.llm_usage()["calls"] == summary["llm"]["calls"]
+    usage = store.llm_usage()
+    assert usage["calls"] == summary["llm"]["calls"]
+    expected = (usage["prompt_tokens"] * 1000.0 + usage["completion_tokens"] * 2000.0) / 1e6
+    assert usage["cost"] == pytest.approx(expected) and usage["cost"] > 0
 
 
 def test_budget_stops_the_loop(tmp_path, server):

@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="agent rounds (LLM runs only)")
     parser.add_argument("--max-llm-calls", type=int, default=None, help="stop asking the LLM after this many calls")
     parser.add_argument("--max-tokens", type=int, default=None, help="stop after this many LLM tokens in total")
+    parser.add_argument("--price-prompt", type=float, default=0.0, metavar="USD",
+                        help="price per 1M prompt tokens, for the run's cost accounting")
+    parser.add_argument("--price-completion", type=float, default=0.0, metavar="USD",
+                        help="price per 1M completion tokens")
     parser.add_argument("--seed", type=int, default=0, help="seed for folds and every random choice")
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds over the seeds")
     parser.add_argument("--no-embeddings", action="store_true", help="no MiniLM LFs or fallback (faster)")
@@ -42,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
 
     summary = run_agent(task_path, run_dir, llm=args.llm, rounds=args.rounds, max_llm_calls=args.max_llm_calls,
                         max_tokens=args.max_tokens, seed=args.seed, folds=args.folds,
+                        prices=(args.price_prompt, args.price_completion),
                         embed=not args.no_embeddings, progress=progress, resume=bool(args.resume))
     print(_summary_text(run_dir, summary))
     return 0
@@ -84,6 +89,7 @@ def _summary_text(run_dir: Path, summary: dict) -> str:
                                                      for k, v in summary["test"].items()}))
     if summary.get("llm"):
         u = summary["llm"]
-        lines.append(f"LLM: {u['calls']} calls, {u['prompt_tokens'] + u['completion_tokens']} tokens")
+        lines.append(f"LLM: {u['calls']} calls, {u['prompt_tokens'] + u['completion_tokens']} tokens, "
+                     f"${u['cost']:.4f}")
     lines.append(f"wrote {run_dir / 'silver.jsonl'} ({summary['n_silver']} records), lfs.txt, metrics.json")
     return "\n".join(lines)
