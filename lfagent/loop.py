@@ -75,15 +75,15 @@ def agent_rounds(session, *, rounds: int = 3, max_llm_calls: int | None = None, 
 
 
 def _roll_back_to_best_round(session) -> bool:
-    """Drop the LLM LFs of rounds after the best one, if later rounds did not beat it.
+    """Drop the LLM LFs of rounds after the best one, when later rounds made it worse.
 
-    "Best" is the highest cross-fitted seed accuracy, the earliest round on ties: an LLM LF must earn
-    its place in the label model, not just beat chance on its own.
+    "Best" is the highest cross-fitted seed accuracy, the latest round on ties: LFs that beat chance on
+    their own and cost nothing on the seeds stay (they add coverage); rounds that lowered the figure go.
     """
     done = [r for r in session.store.rounds() if r["status"] == "done" and r["metrics"]]
     if len(done) < 2:
         return False
-    best = max(done, key=lambda r: (r["metrics"]["seed_accuracy"], -r["round"]))["round"]
+    best = max(done, key=lambda r: (r["metrics"]["seed_accuracy"], r["round"]))["round"]
     if best == done[-1]["round"]:
         return False
     later = [lf.name for lf, _, pinned, _ in session.store.lfs()

@@ -127,12 +127,23 @@ def test_rounds_that_do_not_improve_are_rolled_back(tmp_path):
                                 provenance=Provenance(source="llm:keywords", round=2))
         session.add_lf(early)
         session.add_lf(late)
-        for round_, accuracy in ((0, 0.85), (1, 0.90), (2, 0.88)):
+        for round_, accuracy in ((0, 0.85), (1, 0.90), (2, 0.88), (3, 0.88)):
             session.store.start_round(round_)
             session.store.finish_round(round_, {"seed_accuracy": accuracy})
-        assert _roll_back_to_best_round(session)
+        assert _roll_back_to_best_round(session)  # rounds 2 and 3 tie with each other, both below round 1
         pins = {lf.name: pinned for lf, _, pinned, _ in session.store.lfs()}
         assert pins == {"llm_kw_spam_a": None, "llm_kw_spam_b": "drop"}
         session.fit()
         row = next(r for r in session.lfs if r["name"] == "llm_kw_spam_b")
         assert row["status"] == "dropped" and "did not improve" in row["reason"]
+
+
+def test_a_round_that_ties_the_best_keeps_its_lfs(tmp_path):
+    from lfagent import Session
+    from lfagent.loop import _roll_back_to_best_round
+
+    with Session(small_task(tmp_path), tmp_path / "run", llm="none", embed=False) as session:
+        for round_, accuracy in ((0, 0.90), (1, 0.90)):
+            session.store.start_round(round_)
+            session.store.finish_round(round_, {"seed_accuracy": accuracy})
+        assert not _roll_back_to_best_round(session)
