@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lfagent.artifacts import write_json_atomic
 from lfagent.pipeline import PipelineConfig
 from lfagent.session import Session
 
 
 def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds: int = 3,
               max_llm_calls: int | None = None, max_tokens: int | None = None, seed: int = 0, folds: int = 5,
-              embed: bool = True, progress=None, resume: bool = False,
-              prices: tuple[float, float] = (0.0, 0.0)) -> dict:
+              embed: bool = True, progress=None, prices: tuple[float, float] = (0.0, 0.0)) -> dict:
+    """Run (or, on an existing run directory, continue) the agent and write the run's outputs."""
     llm = llm or "auto"
     config = PipelineConfig(seed=seed, folds=folds)
     say = progress or (lambda message: None)
@@ -35,12 +36,11 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
             session.fit()
         session.write_outputs()
         report = session.evaluate()
-        from lfagent.report import write_run_card
         summary = {"run_id": session.store.run_id, "metrics": report["cross_fitted_seeds"],
                    "test": report.get("test"), "n_silver": len(session.unlabeled),
                    "llm": session.store.llm_usage() if llm != "none" else None}
-        from lfagent.artifacts import write_json_atomic
-
         write_json_atomic(Path(run_dir) / "metrics.json", {**report, "llm": summary["llm"]})
+        from lfagent.report import write_run_card  # matplotlib and friends: only when a run ends
+
         write_run_card(run_dir)
         return summary

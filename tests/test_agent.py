@@ -79,7 +79,7 @@ def test_resume_pays_no_call_twice(tmp_path, server):
     run_agent(task, run_dir, llm="openai:test-model", rounds=1, embed=False)
     first = server.chat_count
     bodies = [json.dumps(b, sort_keys=True) for b in server.requests]
-    run_agent(task, run_dir, llm="openai:test-model", rounds=2, embed=False, resume=True)
+    run_agent(task, run_dir, llm="openai:test-model", rounds=2, embed=False)
     new = [json.dumps(b, sort_keys=True) for b in server.requests[first:]]
     assert new, "round 2 asked nothing"
     assert not set(new) & set(bodies), "a request from round 1 was sent again"

@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     summary = run_agent(task_path, run_dir, llm=args.llm, rounds=args.rounds, max_llm_calls=args.max_llm_calls,
                         max_tokens=args.max_tokens, seed=args.seed, folds=args.folds,
                         prices=(args.price_prompt, args.price_completion),
-                        embed=not args.no_embeddings, progress=progress, resume=bool(args.resume))
+                        embed=not args.no_embeddings, progress=progress)
     print(_summary_text(run_dir, summary))
     return 0
 
