@@ -10,6 +10,7 @@ from lfagent.aggregate import expected_calibration_error, multilabel_expected_ca
 from lfagent.calibration import Calibrator, f1_thresholds, fit_calibrator
 from lfagent.pipeline import Corpus, FittedModel, PipelineConfig, VoteCache, fit_once, fold_indices
 from lfagent.lf import LabelingFunction
+from lfagent.scoring import wilson_interval
 
 
 class Metrics(BaseModel):
@@ -106,8 +107,6 @@ def _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, fin
         pred = heldout.argmax(axis=1)
         correct = int((pred == y).sum())
         accuracy = correct / len(y)
-        from lfagent.scoring import wilson_interval
-
         low, high = wilson_interval(correct, len(y))
         macro = macro_f1(y, pred, corpus.k)
         ece = expected_calibration_error(heldout, y)

@@ -24,8 +24,8 @@ def write_run_outputs(run_dir: Path, task: TaskSpec, run_id: str, seeds: Records
         label_model=final.label_model.to_state() if final.label_model is not None else None,
         calibrator=result.calibrator, fallback=fallback_state(final.fallback, task.multi_label),
         prior=[float(p) for p in final.prior], lf_set_hash=lf_set_hash(final.lfs),
-        uses_embeddings=uses_embeddings and any(lf.kind == "embedding" for lf in final.lfs) or
-        (uses_embeddings and final.fallback is not None))
+        uses_embeddings=uses_embeddings and (final.fallback is not None
+                                             or any(lf.kind == "embedding" for lf in final.lfs)))
     save_model(run_dir, model)
     write_jsonl_atomic(run_dir / "silver.jsonl",
                        (silver_row(rid, p, c, names, task.multi_label, result.calibrator.thresholds)

@@ -167,9 +167,10 @@ class Session:
                                    per_class=4, seed=self.config.seed + self.round, multi_label=self.task.multi_label)
         current = []
         if result is not None:
+            by_name = {lf.name: lf for lf, *_ in self.store.lfs()}  # one read, not one per kept LF
             for row in self.lfs:
                 if row["status"] == "kept":
-                    current.append(f"{row['name']}: {self.get_lf(row['name']).summary()} "
+                    current.append(f"{row['name']}: {by_name[row['name']].summary()} "
                                    f"(seed accuracy {row['seed_accuracy']})")
         typical = typical_examples(self.seeds.texts, self.seeds.y, self.task.class_names, per_class=4,
                                    seed=self.config.seed + 1000 * self.round, multi_label=self.task.multi_label)
