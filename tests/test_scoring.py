@@ -272,9 +272,24 @@ def test_youtube_selection_drops_the_worse_than_chance_lf():
     names = [f"lf{j}" for j in range(L_unl.shape[1])]
     sel = select_lfs(L_seed, y_seed, L_unl, cardinality=2, names=names)
     stats = by_name(sel.stats)
-    assert stats["lf7"].seed_accuracy < 0.5 and "does not beat chance" in sel.dropped["lf7"]
+    assert stats["lf7"].seed_accuracy < 0.5 and "not above 1/2" in sel.dropped["lf7"]
     assert len(sel.kept) >= 6
     assert all(stats[name].ci_low > stats[name].chance for name in sel.kept)
+
+
+def test_rare_class_lf_that_beats_its_prior_but_not_one_in_k_is_dropped():
+    # Six classes, class 3 is 2% of the seeds; the LF votes 3 on 40 seeds and is right on 4 of them:
+    # its interval beats the 2% prior, yet a label model reads a 10%-accurate vote as no support.
+    y = np.array([3, 3, 3, 3] + [0, 1, 2, 4, 5] * 36)[:184]
+    rare = np.full(len(y), -1)
+    rare[:40] = 3
+    good = np.where(y == 1, 1, -1)
+    L_seed = np.stack([rare, good], axis=1)
+    L_unl = L_seed.copy()
+    sel = select_lfs(L_seed, y, L_unl, cardinality=6, names=["rare", "good"])
+    stats = by_name(sel.stats)
+    assert stats["rare"].ci_low > stats["rare"].chance  # the old rule alone would have kept it
+    assert "not above 1/6" in sel.dropped["rare"] and sel.kept == ["good"]
 
 
 # ---------------------------------------------------------------- invariants (hypothesis)

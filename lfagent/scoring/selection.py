@@ -2,7 +2,9 @@
 
 An LF is kept when, in this order:
 1. it votes on at least `min_votes` seeds;
-2. the lower bound of its seed-accuracy interval beats chance for the classes it votes;
+2. the lower bound of its seed-accuracy interval beats chance for the classes it votes, and its seed
+   accuracy is above 1/k (below that, a label model reads its votes as no support for its class: an LF
+   voting a 2% class right 10% of the time "beats chance" yet only adds noise);
 3. it is not a near-duplicate of a better LF (redundancy graph);
 4. it adds to the label model. LFs are tried best first (highest ci_low). With `gain_fn`, an LF
    adds when it covers an unlabeled row no kept LF covers, or raises gain_fn(kept indices) by more
@@ -46,7 +48,7 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
     stats = lf_stats(L_seed, y_seed, L_unl, cardinality=cardinality, names=names, lf_labels=lf_labels)
     L_seed = check_label_matrix(L_seed, cardinality, what="L_seed")
     L_unl = check_label_matrix(L_unl, cardinality, what="L_unl")
-    dropped = {s.name: reason for s in stats if (reason := screening_reason(s, min_votes))}
+    dropped = {s.name: reason for s in stats if (reason := screening_reason(s, min_votes, cardinality))}
     survivors = [s for s in stats if s.name not in dropped]
     index = {s.name: j for j, s in enumerate(stats)}
 
@@ -73,12 +75,15 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
                      stats=stats, gain=gain)
 
 
-def screening_reason(stat: LFStats, min_votes: int) -> str | None:
+def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2) -> str | None:
     """Why an LF fails the seed checks (too few votes, no better than chance), or None if it passes."""
     if stat.seed_votes == 0:
         return f"no seed votes (needs >= {min_votes})"
     if stat.seed_votes < min_votes:
         return f"only {stat.seed_votes} seed vote{'s' * (stat.seed_votes != 1)} (needs >= {min_votes})"
+    if stat.seed_accuracy is not None and stat.seed_accuracy <= 1 / cardinality:
+        return (f"seed accuracy {stat.seed_accuracy:.2f} is not above 1/{cardinality}: its votes would not "
+                f"count as support for its class")
     if not stat.ci_low > stat.chance:
         return (f"seed accuracy {stat.seed_accuracy:.2f} [{stat.ci_low:.2f}, {stat.ci_high:.2f}]: "
                 f"lower bound {stat.ci_low:.2f} does not beat chance {stat.chance:.2f}")
