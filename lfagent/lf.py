@@ -29,6 +29,13 @@ class Provenance(BaseModel):
     detail: str = ""  # model name, mined statistic, prompt id, ...
     round: int | None = None
     parent: str | None = None  # the LF this one refines
+    # text_key of each seed its prompt showed: it is scored without them (it saw their labels).
+    shown: list[str] = Field(default_factory=list)
+
+
+def text_key(text: str) -> str:
+    """A short stable key of a text (whitespace-insensitive)."""
+    return hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()[:12]
 
 
 class LabelingFunction(BaseModel):

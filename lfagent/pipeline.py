@@ -7,6 +7,8 @@ Honest use of seeds (cross-fitting):
 2. The calibrator applied to the final model is fitted on those held-out predictions.
 3. Reported calibrated figures (accuracy, ECE) use, for each fold, a calibrator fitted on the *other*
    folds' held-out predictions. No reported figure is fitted on the seeds it is measured on.
+4. An LLM-written LF abstains, on the seeds, wherever its prompt showed that seed with its label
+   (VoteCache.matrices): the LLM saw those answers, so they cannot vouch for it.
 The final model is then refit on all seeds.
 """
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pydantic import BaseModel
 
 from lfagent.aggregate import LabelModel, MultiLabelModel
 from lfagent.apply import apply_lfs, is_trusted
-from lfagent.lf import ABSTAIN, LabelingFunction
+from lfagent.lf import ABSTAIN, LabelingFunction, text_key
+from lfagent.propose.llm_concepts import refit_concept_lf
 from lfagent.propose.mined import mine_embedding_lfs, mine_ngram_lfs
 from lfagent.scoring import select_lfs
 
@@ -52,10 +55,19 @@ class Corpus:
     unl_emb: np.ndarray | None = None
     seed_rows: list[dict] | None = None
     unl_rows: list[dict] | None = None
+    _key_rows: dict[str, list[int]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def k(self) -> int:
         return len(self.class_names)
+
+    def seed_rows_of(self, keys: list[str]) -> list[int]:
+        """Seed rows whose text_key is in `keys`."""
+        if self._key_rows is None:
+            self._key_rows = {}
+            for i, text in enumerate(self.seed_texts):
+                self._key_rows.setdefault(text_key(text), []).append(i)
+        return [i for key in keys for i in self._key_rows.get(key, ())]
 
 
 @dataclass
@@ -123,7 +135,25 @@ def candidate_lfs(corpus: Corpus, train: np.ndarray, config: PipelineConfig,
         lfs += mine_embedding_lfs(corpus.seed_emb[train], y, corpus.class_names, multi_label=corpus.multi_label)
     # An LF from outside with a miner's name is the user's edit of it: it replaces the mined one.
     replaced = {lf.name for lf in extra}
-    return [lf for lf in lfs if lf.name not in replaced] + list(extra)
+    return [lf for lf in lfs if lf.name not in replaced] + _refit_concepts(extra, corpus, train)
+
+
+def _refit_concepts(extra: list[LabelingFunction], corpus: Corpus, train: np.ndarray) -> list[LabelingFunction]:
+    """LLM concept LFs get their thresholds from the training seeds of this fit (honest cross-fitting)."""
+    if corpus.seed_emb is None or len(train) == len(corpus.seed_y):
+        return list(extra)
+    out = []
+    for lf in extra:
+        if lf.provenance.source == "llm:concepts" and lf.kind == "embedding" and lf.label in corpus.class_names:
+            c = corpus.class_names.index(lf.label)
+            y = corpus.seed_y[train]
+            members = np.asarray(y, bool)[:, c] if corpus.multi_label else np.asarray(y) == c
+            keep = ~np.isin(train, corpus.seed_rows_of(lf.provenance.shown))  # not the seeds it was made from
+            lf = refit_concept_lf(lf, corpus.seed_emb[train][keep], members[keep])
+            if lf is None:
+                continue
+        out.append(lf)
+    return out
 
 
 def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
@@ -222,6 +252,9 @@ class VoteCache:
         n_s, n_u = len(self.corpus.seed_texts), len(self.corpus.unl_texts)
         L_seed = np.column_stack([self._seed[lf.fingerprint] for lf in lfs]) if lfs else np.zeros((n_s, 0), np.int16)
         L_unl = np.column_stack([self._unl[lf.fingerprint] for lf in lfs]) if lfs else np.zeros((n_u, 0), np.int16)
+        for j, lf in enumerate(lfs):
+            if lf.provenance.shown:  # an LLM LF abstains on the seeds its prompt showed: scored out of sample
+                L_seed[self.corpus.seed_rows_of(lf.provenance.shown), j] = ABSTAIN
         return L_seed, L_unl
 
     def _apply(self, lfs: list[LabelingFunction]) -> None:

@@ -144,3 +144,46 @@ def test_combining_experts_keeps_distributions():
     # Agreeing experts sharpen: where both put most mass on one class, the product puts even more.
     agree = covered & (lm.argmax(1) == emb.argmax(1))
     assert (out[agree].max(1) >= np.minimum(lm[agree].max(1), emb[agree].max(1)) - 1e-9).all()
+
+
+def test_llm_concept_thresholds_are_refitted_on_each_folds_training_seeds():
+    from lfagent.lf import LabelingFunction, Provenance
+    from lfagent.pipeline import candidate_lfs
+    from lfagent.propose.llm_concepts import fit_concept_threshold
+
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 30)
+    emb = rng.normal(size=(60, 8)) + np.where(y[:, None] == 1, 1.0, 0.0)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    proto = emb[y == 1].mean(axis=0, keepdims=True)
+    proto /= np.linalg.norm(proto)
+    corpus = Corpus(class_names=["a", "b"], multi_label=False, seed_texts=["x"] * 60, seed_y=y,
+                    unl_texts=["x"] * 5, seed_emb=emb, unl_emb=emb[:5])
+    full, _ = fit_concept_threshold(proto, emb, y == 1)
+    lf = LabelingFunction(name="llm_concept_b", kind="embedding", label="b", prototypes=proto.tolist(),
+                          threshold=full, provenance=Provenance(source="llm:concepts", round=1))
+    config = PipelineConfig(mine_ngrams=False, mine_embeddings=False)
+    train = np.arange(0, 40)
+    (fold_lf,) = candidate_lfs(corpus, train, config, [lf])
+    expected, _ = fit_concept_threshold(proto, emb[train], y[train] == 1)
+    assert expected != full and fold_lf.threshold == expected and fold_lf.name == lf.name
+    (final_lf,) = candidate_lfs(corpus, np.arange(60), config, [lf])
+    assert final_lf.threshold == full
+    other = lf.model_copy(update={"provenance": Provenance(source="user")})
+    assert candidate_lfs(corpus, train, config, [other])[0].threshold == full  # only LLM concepts move
+
+
+def test_llm_lfs_abstain_on_the_seeds_their_prompt_showed():
+    from lfagent.lf import LabelingFunction, Provenance, text_key
+    from lfagent.pipeline import VoteCache
+
+    seeds = ["buy cheap pills now", "nice song", "buy it today"]
+    corpus = Corpus(class_names=["HAM", "SPAM"], multi_label=False, seed_texts=seeds, seed_y=np.array([1, 0, 1]),
+                    unl_texts=["buy cheap pills now", "hello"])
+    shown = LabelingFunction(name="llm_kw_spam_buy", kind="keywords", label="SPAM", keywords=["buy"],
+                             provenance=Provenance(source="llm:keywords", shown=[text_key("buy  cheap pills now")]))
+    mined = shown.model_copy(update={"name": "kw_spam_buy", "provenance": Provenance(source="mined:ngram")})
+    L_seed, L_unl = VoteCache(corpus).matrices([shown, mined])
+    assert L_seed[:, 0].tolist() == [-1, -1, 1]  # the shown seed no longer vouches for it
+    assert L_seed[:, 1].tolist() == [1, -1, 1]
+    assert L_unl[:, 0].tolist() == [1, -1]  # on unlabeled records it votes as written

@@ -58,10 +58,7 @@ def concept_lf(concepts: Concepts, target: str, phrase_emb: np.ndarray, seed_emb
                seed_members: np.ndarray, *, round_: int, model: str, target_precision: float = 0.8,
                ) -> LabelingFunction:
     """Embedding LF over the concept phrases with a seed-fitted threshold (ProposalRejected if none works)."""
-    sims = (seed_emb @ phrase_emb.T).max(axis=1)
-    prior = float(seed_members.mean())
-    goal = max(target_precision, prior + (1 - prior) / 2)
-    threshold = choose_threshold(sims, seed_members, target_precision=goal)
+    threshold, goal = fit_concept_threshold(phrase_emb, seed_emb, seed_members, target_precision)
     if threshold is None:
         raise ProposalRejected(f"no similarity threshold reaches seed precision {goal:.2f} for {target}")
     digest = hashlib.sha1("|".join(concepts.phrases()).encode()).hexdigest()[:8]
@@ -71,3 +68,22 @@ def concept_lf(concepts: Concepts, target: str, phrase_emb: np.ndarray, seed_emb
         prototypes=np.round(phrase_emb, 6).tolist(), threshold=threshold,
         provenance=Provenance(source="llm:concepts", detail=model, round=round_),
         description="concepts: " + "; ".join(concepts.phrases()[:6]))
+
+
+def fit_concept_threshold(phrase_emb: np.ndarray, seed_emb: np.ndarray, seed_members: np.ndarray,
+                          target_precision: float = 0.8) -> tuple[float | None, float]:
+    """(threshold, precision goal): the lowest similarity whose seeds above it are mostly the class."""
+    sims = (seed_emb @ np.asarray(phrase_emb).T).max(axis=1)
+    prior = float(np.mean(seed_members))
+    goal = max(target_precision, prior + (1 - prior) / 2)
+    return choose_threshold(sims, np.asarray(seed_members, bool), target_precision=goal), goal
+
+
+def refit_concept_lf(lf: LabelingFunction, seed_emb: np.ndarray, seed_members: np.ndarray) -> LabelingFunction | None:
+    """The concept LF with its threshold chosen on these seeds only (None if none works).
+
+    Cross-fitting calls this with each fold's training seeds, so a concept LF is scored on held-out
+    seeds that did not pick its threshold (as the mined embedding LFs are).
+    """
+    threshold, _ = fit_concept_threshold(np.asarray(lf.prototypes), seed_emb, seed_members)
+    return None if threshold is None else lf.model_copy(update={"threshold": threshold})

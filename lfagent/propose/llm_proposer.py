@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lfagent.lf import LabelingFunction
+from lfagent.lf import LabelingFunction, text_key
 from lfagent.llm.base import ChatMessage, ChatRequest, LLMFailure
 from lfagent.propose.llm_code import code_request, parse_code_reply, refine_request
 from lfagent.propose.llm_concepts import concept_lf, concept_request, parse_concepts
@@ -84,8 +84,9 @@ class LLMProposer:
             if text is None:
                 continue
             try:
-                report.added.append(parse_code_reply(text, target=target, class_names=self.class_names,
-                                                     round_=round_, model=self.model))
+                lf = parse_code_reply(text, target=target, class_names=self.class_names, round_=round_,
+                                      model=self.model)
+                report.added.append(with_shown(lf, [t for texts in context.examples.values() for t in texts]))
             except ProposalRejected as exc:
                 report.rejected.append((f"code LF for {target}", exc.reason))
         return report
@@ -96,8 +97,11 @@ class LLMProposer:
         (text,) = self._ask([refine_request(context, lf, false_positives, false_negatives, sample=round_)], report)
         if text is not None:
             try:
-                report.added.append(parse_code_reply(text, target=lf.label, class_names=self.class_names,
-                                                     round_=round_, model=self.model, parent=lf.name))
+                better = parse_code_reply(text, target=lf.label, class_names=self.class_names, round_=round_,
+                                          model=self.model, parent=lf.name)
+                # It saw the parent's prompt through the parent's code, and these seeds directly.
+                report.added.append(with_shown(better, [*false_positives, *false_negatives],
+                                               also=lf.provenance.shown))
             except ProposalRejected as exc:
                 report.rejected.append((f"refinement of {lf.name}", exc.reason))
         return report
@@ -114,7 +118,7 @@ class LLMProposer:
             try:
                 lfs, rejected = parse_keyword_reply(text, class_names=self.class_names, round_=round_, model=self.model,
                                                     target=target, source_text=example)
-                report.added += lfs
+                report.added += [with_shown(lf, [example]) for lf in lfs]
                 report.rejected += [("keyword", reason) for reason in rejected]
             except ProposalRejected as exc:
                 report.rejected.append(("keyword reply", exc.reason))
@@ -133,8 +137,15 @@ class LLMProposer:
                 concepts = parse_concepts(text, target)
                 phrase_emb = self.embed(concepts.phrases())
                 c = self.class_names.index(target)
-                report.added.append(concept_lf(concepts, target, phrase_emb, self.seed_emb,
-                                               np.asarray(self.seed_members[:, c]), round_=round_, model=self.model))
+                lf = concept_lf(concepts, target, phrase_emb, self.seed_emb, np.asarray(self.seed_members[:, c]),
+                                round_=round_, model=self.model)
+                report.added.append(with_shown(lf, context.examples.get(target, [])))
             except ProposalRejected as exc:
                 report.rejected.append((f"concepts for {target}", exc.reason))
         return report
+
+
+def with_shown(lf: LabelingFunction, texts: list[str], also: list[str] = ()) -> LabelingFunction:
+    """`lf` remembering which seed texts its prompt showed (it is scored without them)."""
+    keys = sorted({*also, *(text_key(t) for t in texts)})
+    return lf.model_copy(update={"provenance": lf.provenance.model_copy(update={"shown": keys})})
