@@ -54,7 +54,12 @@ def agent_rounds(session, *, rounds: int = 3, max_llm_calls: int | None = None, 
         except LLMError as exc:  # misconfigured backend: every call would fail the same way
             store.event("stop", {"reason": str(exc)})
             raise
-        say(f"round {round_}: {len(report.added)} new LFs, {len(report.rejected)} rejected; refitting")
+        say(f"round {round_}: {len(report.added)} new LFs, {len(report.rejected)} rejected; scoring them")
+        # From the store, not the report: a resumed round re-asks (cached) and finds its LFs already there.
+        screened = screen_new_lfs(session, [lf.name for lf, *_ in store.lfs()
+                                            if lf.provenance.source.startswith("llm") and lf.provenance.round == round_])
+        if screened:
+            say(f"round {round_}: {len(screened)} LFs dropped for lowering the cross-fitted seed accuracy")
         metrics = session.fit()
         store.finish_round(round_, {**metrics.model_dump(), "added": [lf.name for lf in report.added],
                                     "rejected": len(report.rejected), "llm_failures": len(report.failures)})
@@ -67,33 +72,49 @@ def agent_rounds(session, *, rounds: int = 3, max_llm_calls: int | None = None, 
             say("stopping: cross-fitted seed accuracy has plateaued")
             store.event("stop", {"reason": "plateau"})
             break
-    if _roll_back_to_best_round(session):
-        stale = True
     if stale or session.result is None:
         session.fit()
     return store.rounds()
 
 
-def _roll_back_to_best_round(session) -> bool:
-    """Drop the LLM LFs of rounds after the best one, when later rounds made it worse.
+def screen_new_lfs(session, names: list[str]) -> list[str]:
+    """Admit a round's new LLM LFs one at a time, each only if cross-fitted seed accuracy does not fall.
 
-    "Best" is the highest cross-fitted seed accuracy, the latest round on ties: LFs that beat chance on
-    their own and cost nothing on the seeds stay (they add coverage); rounds that lowered the figure go.
+    Each LF is first tried alone; those that pass selection are then added best first, and one that
+    would lower the figure is pinned 'drop' with the reason. Ties keep the LF: one that beats chance on
+    its own and costs nothing on the seeds adds coverage. Returns the names dropped.
     """
-    done = [r for r in session.store.rounds() if r["status"] == "done" and r["metrics"]]
-    if len(done) < 2:
-        return False
-    best = max(done, key=lambda r: (r["metrics"]["seed_accuracy"], r["round"]))["round"]
-    if best == done[-1]["round"]:
-        return False
-    later = [lf.name for lf, _, pinned, _ in session.store.lfs()
-             if lf.provenance.source.startswith("llm") and (lf.provenance.round or 0) > best and pinned is None]
-    for name in later:
-        session.store.pin(name, "drop")
-    session.store.set_meta("rolled_back", sorted(set(session.store.get_meta("rolled_back", [])) | set(later)))
-    session.store.event("roll_back", {"to_round": best, "dropped": later})
-    session.say(f"rounds after {best} did not improve the cross-fitted seed accuracy: their LFs are dropped")
-    return bool(later)
+    if not names:
+        return []
+    store = session.store
+    for name in names:
+        store.pin(name, "drop")
+    baseline = current = session.fit().seed_accuracy
+    solo: dict[str, float] = {}
+    for name in names:
+        store.pin(name, None)
+        accuracy = session.fit().seed_accuracy
+        if name in {lf.name for lf in session.result.final.lfs}:  # selection kept it: worth a try
+            solo[name] = accuracy
+        store.pin(name, "drop")
+    reasons = dict(store.get_meta("screened_out", {}))
+    dropped = [name for name in names if name not in solo]
+    for name in sorted(solo, key=lambda n: (-solo[n], n)):
+        store.pin(name, None)
+        before = current if solo[name] >= baseline else baseline
+        accuracy = session.fit().seed_accuracy if solo[name] >= baseline else solo[name]  # alone it hurts
+        if accuracy >= before:
+            current = accuracy
+            continue
+        store.pin(name, "drop")
+        dropped.append(name)
+        reasons[name] = f"lowered the cross-fitted seed accuracy ({before:.3f} -> {accuracy:.3f})"
+    for name in dropped:
+        if name not in solo:
+            store.pin(name, None)  # selection drops it on its own, with its own reason
+    store.set_meta("screened_out", reasons)
+    store.event("screen", {"kept": [n for n in names if n not in dropped], "dropped": dropped})
+    return [n for n in dropped if n in reasons]
 
 
 def _propose_round(session, round_: int, settings: LoopSettings):

@@ -247,11 +247,10 @@ class Session:
                 self.store.put_lf(lf, status="candidate")
             status = "kept" if lf.name in kept else "dropped"
             self.store.set_lf_status(lf.name, status, self.result.final.dropped.get(lf.name))
-        rolled_back = set(self.store.get_meta("rolled_back", []))
+        screened = self.store.get_meta("screened_out", {})
         for name, pin in self._pins().items():
             if pin == "drop":
-                why = "its round did not improve cross-fitted seed accuracy" if name in rolled_back else "dropped by hand"
-                self.store.set_lf_status(name, "dropped", why)
+                self.store.set_lf_status(name, "dropped", screened.get(name, "dropped by hand"))
         self.store.event("fit", self.result.metrics.model_dump())
 
     def _fitted(self) -> PipelineResult:

@@ -13,6 +13,7 @@ from agent_script import respond
 from conftest import EXAMPLE_TASK
 from llm_server import Fault, ScriptedLLMServer
 from lfagent.agent import run_agent
+from lfagent.lf import text_key
 from lfagent.store import RunStore
 
 pytestmark = pytest.mark.slow
@@ -57,6 +58,16 @@ def test_agent_keeps_good_llm_lfs_and_rejects_bad_ones_with_reasons(tmp_path, se
     inverted = [v for v in llm_lfs.values() if v[0].kind == "code" and v[0].label == "HAM"]
     assert all(status != "kept" for _, status in inverted)
     assert summary["llm"]["calls"] >= 4
+    # Every LLM LF remembers the seeds its prompt showed; its seed figures leave them out.
+    seeds = [json.loads(line)["text"] for line in (tmp_path / "task" / "seeds.jsonl").read_text().splitlines()]
+    keys = {text_key(t) for t in seeds}
+    assert all(v[0].provenance.shown and set(v[0].provenance.shown) <= keys for v in llm_lfs.values())
+    copied = next(v[0] for v in llm_lfs.values() if v[0].provenance.source == "llm:keywords")
+    stats = {s["name"]: s for s in json.loads((run_dir / "candidates.json").read_text())}[copied.name]["stats"]
+    shown_rows = [i for i, t in enumerate(seeds) if text_key(t) in copied.provenance.shown]
+    voted = [i for i, t in enumerate(seeds) if copied.keywords[0].lower() in t.lower()]
+    assert shown_rows and set(shown_rows) <= set(voted)  # it matches the text it was copied from...
+    assert stats["seed_votes"] <= len(voted) - len(shown_rows)  # ...which does not count as a seed vote
     assert (run_dir / "silver.jsonl").is_file()
     rounds = store.rounds()
     assert [r["round"] for r in rounds if r["status"] == "done"][:2] == [0, 1]
@@ -116,34 +127,27 @@ def test_kill_9_then_resume_loses_nothing(tmp_path, monkeypatch):
         assert {r["round"] for r in store.rounds() if r["status"] == "done"} >= {0}
 
 
-def test_rounds_that_do_not_improve_are_rolled_back(tmp_path):
+def test_new_llm_lfs_that_lower_cross_fitted_accuracy_are_dropped_one_by_one(tmp_path):
     from lfagent import LabelingFunction, Provenance, Session
-    from lfagent.loop import _roll_back_to_best_round
+    from lfagent.loop import screen_new_lfs
 
     with Session(small_task(tmp_path), tmp_path / "run", llm="none", embed=False) as session:
-        early = LabelingFunction(name="llm_kw_spam_a", kind="keywords", label="SPAM", keywords=["subscribe"],
-                                 provenance=Provenance(source="llm:keywords", round=1))
-        late = LabelingFunction(name="llm_kw_spam_b", kind="keywords", label="SPAM", keywords=["the"],
-                                provenance=Provenance(source="llm:keywords", round=2))
-        session.add_lf(early)
-        session.add_lf(late)
-        for round_, accuracy in ((0, 0.85), (1, 0.90), (2, 0.88), (3, 0.88)):
-            session.store.start_round(round_)
-            session.store.finish_round(round_, {"seed_accuracy": accuracy})
-        assert _roll_back_to_best_round(session)  # rounds 2 and 3 tie with each other, both below round 1
+        baseline = session.fit().seed_accuracy
+        good = LabelingFunction(name="llm_code_spam_good", kind="regex", label="SPAM",
+                                pattern=r"check (out )?my|subscribe|my channel|https?://",
+                                provenance=Provenance(source="llm:code", round=1))
+        # Votes SPAM on most ham comments about the song: it passes nothing useful and must not stay.
+        bad = LabelingFunction(name="llm_kw_spam_song", kind="keywords", label="SPAM", keywords=["song", "love"],
+                               provenance=Provenance(source="llm:keywords", round=1))
+        session.add_lf(good)
+        session.add_lf(bad)
+        session.store.pin(bad.name, "keep")  # force it in to measure the harm it does
+        assert session.fit().seed_accuracy < baseline
+        session.store.pin(bad.name, None)
+        # Selection would drop the bad LF on its own; the screen must leave that to selection.
+        dropped = screen_new_lfs(session, [good.name, bad.name])
         pins = {lf.name: pinned for lf, _, pinned, _ in session.store.lfs()}
-        assert pins == {"llm_kw_spam_a": None, "llm_kw_spam_b": "drop"}
-        session.fit()
-        row = next(r for r in session.lfs if r["name"] == "llm_kw_spam_b")
-        assert row["status"] == "dropped" and "did not improve" in row["reason"]
-
-
-def test_a_round_that_ties_the_best_keeps_its_lfs(tmp_path):
-    from lfagent import Session
-    from lfagent.loop import _roll_back_to_best_round
-
-    with Session(small_task(tmp_path), tmp_path / "run", llm="none", embed=False) as session:
-        for round_, accuracy in ((0, 0.90), (1, 0.90)):
-            session.store.start_round(round_)
-            session.store.finish_round(round_, {"seed_accuracy": accuracy})
-        assert not _roll_back_to_best_round(session)
+        assert pins[good.name] is None and session.fit().seed_accuracy >= baseline
+        assert good.name not in dropped
+        kept = {lf.name for lf in session.result.final.lfs}
+        assert good.name in kept and bad.name not in kept
