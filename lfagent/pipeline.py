@@ -7,8 +7,8 @@ Honest use of seeds (cross-fitting):
 2. The calibrator applied to the final model is fitted on those held-out predictions.
 3. Reported calibrated figures (accuracy, ECE) use, for each fold, a calibrator fitted on the *other*
    folds' held-out predictions. No reported figure is fitted on the seeds it is measured on.
-4. An LLM-written LF abstains, on the seeds, wherever its prompt showed that seed with its label
-   (VoteCache.matrices): the LLM saw those answers, so they cannot vouch for it.
+4. An LLM-written LF's right votes on the seeds its prompt showed do not count (VoteCache.matrices):
+   the LLM saw those answers, so they cannot vouch for it; its wrong votes there still count.
 The final model is then refit on all seeds.
 """
 from __future__ import annotations
@@ -253,9 +253,24 @@ class VoteCache:
         L_seed = np.column_stack([self._seed[lf.fingerprint] for lf in lfs]) if lfs else np.zeros((n_s, 0), np.int16)
         L_unl = np.column_stack([self._unl[lf.fingerprint] for lf in lfs]) if lfs else np.zeros((n_u, 0), np.int16)
         for j, lf in enumerate(lfs):
-            if lf.provenance.shown:  # an LLM LF abstains on the seeds its prompt showed: scored out of sample
-                L_seed[self.corpus.seed_rows_of(lf.provenance.shown), j] = ABSTAIN
+            if lf.provenance.shown:
+                L_seed[self._vouching(lf, L_seed[:, j]), j] = ABSTAIN
         return L_seed, L_unl
+
+    def _vouching(self, lf: LabelingFunction, column: np.ndarray) -> list[int]:
+        """Seeds its prompt showed on which it votes right: they cannot vouch for it (it saw the answer).
+
+        Its wrong votes there still count: a refinement told to avoid a false positive and voting it
+        anyway is judged by it.
+        """
+        rows = np.asarray(self.corpus.seed_rows_of(lf.provenance.shown), dtype=int)
+        votes = column[rows]
+        y = np.asarray(self.corpus.seed_y)[rows]
+        if self.corpus.multi_label:
+            right = (votes >= 0) & (y[np.arange(len(rows)), np.maximum(votes, 0)] == 1)
+        else:
+            right = (votes >= 0) & (votes == y)
+        return rows[right].tolist()
 
     def _apply(self, lfs: list[LabelingFunction]) -> None:
         c = self.corpus

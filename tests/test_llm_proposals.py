@@ -102,3 +102,29 @@ def test_copied_keywords_must_occur_in_their_text():
 
 def test_extract_json_finds_object_after_prose():
     assert extract_json('Here you go: {"a": [1, 2]} hope it helps') == {"a": [1, 2]}
+
+
+def test_a_refinement_remembers_only_the_seeds_its_prompt_listed():
+    from lfagent.lf import LabelingFunction, Provenance, text_key
+    from lfagent.llm.base import ChatResponse
+    from lfagent.propose.llm_code import REFINE_SHOWN
+    from lfagent.propose.llm_proposer import LLMProposer
+    from lfagent.propose.prompting import PromptContext
+    from lfagent.task import TaskSpec
+
+    class OneReply:
+        def chat_many(self, requests):
+            self.prompt = requests[0].messages[1].content
+            return [ChatResponse(text='subscribe|my channel)\\b", text):\n        return "SPAM"\n    return None\n```')]
+
+    parent = LabelingFunction(name="llm_kw_spam_the", kind="keywords", label="SPAM", keywords=["the"],
+                              provenance=Provenance(source="llm:keywords", shown=["parentkey001"]))
+    false_pos = [f"the song number {i}" for i in range(REFINE_SHOWN + 7)]
+    llm = OneReply()
+    context = PromptContext(task=TaskSpec(name="t", classes=CLASSES, seeds="s"), examples={})
+    report = LLMProposer(llm, class_names=["HAM", "SPAM"]).refine(parent, context, false_pos, ["sub to me"],
+                                                                  round_=2)
+    (better,) = report.added
+    listed = false_pos[:REFINE_SHOWN]
+    assert all(t in llm.prompt for t in listed) and false_pos[REFINE_SHOWN] not in llm.prompt
+    assert set(better.provenance.shown) == {"parentkey001", text_key("sub to me"), *map(text_key, listed)}

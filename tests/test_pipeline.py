@@ -177,13 +177,15 @@ def test_llm_lfs_abstain_on_the_seeds_their_prompt_showed():
     from lfagent.lf import LabelingFunction, Provenance, text_key
     from lfagent.pipeline import VoteCache
 
-    seeds = ["buy cheap pills now", "nice song", "buy it today"]
-    corpus = Corpus(class_names=["HAM", "SPAM"], multi_label=False, seed_texts=seeds, seed_y=np.array([1, 0, 1]),
-                    unl_texts=["buy cheap pills now", "hello"])
+    seeds = ["buy cheap pills now", "nice song", "buy it today", "did you buy the album"]
+    corpus = Corpus(class_names=["HAM", "SPAM"], multi_label=False, seed_texts=seeds,
+                    seed_y=np.array([1, 0, 1, 0]), unl_texts=["buy cheap pills now", "hello"])
+    keys = [text_key("buy  cheap pills now"), text_key("did you buy the album")]
     shown = LabelingFunction(name="llm_kw_spam_buy", kind="keywords", label="SPAM", keywords=["buy"],
-                             provenance=Provenance(source="llm:keywords", shown=[text_key("buy  cheap pills now")]))
+                             provenance=Provenance(source="llm:keywords", shown=keys))
     mined = shown.model_copy(update={"name": "kw_spam_buy", "provenance": Provenance(source="mined:ngram")})
     L_seed, L_unl = VoteCache(corpus).matrices([shown, mined])
-    assert L_seed[:, 0].tolist() == [-1, -1, 1]  # the shown seed no longer vouches for it
-    assert L_seed[:, 1].tolist() == [1, -1, 1]
+    # The shown seed it gets right no longer vouches for it; the shown seed it gets wrong still counts.
+    assert L_seed[:, 0].tolist() == [-1, -1, 1, 1]
+    assert L_seed[:, 1].tolist() == [1, -1, 1, 1]
     assert L_unl[:, 0].tolist() == [1, -1]  # on unlabeled records it votes as written

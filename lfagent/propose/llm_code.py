@@ -15,6 +15,7 @@ from lfagent.propose.prompting import PromptContext, clip, render, system_prompt
 # return only the rest, which is joined back to this prefix.
 PROMPT_PREFIX = 'import re\n\ndef label(record):\n    text = record["text"].lower()\n    if re.search(r"\\b('
 PRIMER = "```python\n" + PROMPT_PREFIX
+REFINE_SHOWN = 5  # false positives, and misses, a refinement prompt lists
 
 
 def _messages(prompt: str) -> list[ChatMessage]:
@@ -30,7 +31,7 @@ def code_request(context: PromptContext, target: str, *, sample: int, max_tokens
 
 def refine_request(context: PromptContext, lf: LabelingFunction, false_positives: list[str],
                    false_negatives: list[str], *, sample: int = 0, max_tokens: int = 260) -> ChatRequest:
-    listing = lambda texts: "\n".join(f"- {clip(t, 160)}" for t in texts[:5]) or "(none)"
+    listing = lambda texts: "\n".join(f"- {clip(t, 160)}" for t in texts[:REFINE_SHOWN]) or "(none)"
     source = lf.source if lf.kind == "code" else _declarative_as_code(lf)
     prompt = render("refine", context, lf.label, source=source.strip(), false_positives=listing(false_positives),
                     false_negatives=listing(false_negatives))

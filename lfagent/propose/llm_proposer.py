@@ -11,7 +11,7 @@ import numpy as np
 
 from lfagent.lf import LabelingFunction, text_key
 from lfagent.llm.base import ChatMessage, ChatRequest, LLMFailure
-from lfagent.propose.llm_code import code_request, parse_code_reply, refine_request
+from lfagent.propose.llm_code import REFINE_SHOWN, code_request, parse_code_reply, refine_request
 from lfagent.propose.llm_concepts import concept_lf, concept_request, parse_concepts
 from lfagent.propose.llm_keywords import keyword_request, parse_keyword_reply
 from lfagent.propose.parse import ProposalRejected
@@ -100,8 +100,8 @@ class LLMProposer:
                 better = parse_code_reply(text, target=lf.label, class_names=self.class_names, round_=round_,
                                           model=self.model, parent=lf.name)
                 # It saw the parent's prompt through the parent's code, and these seeds directly.
-                report.added.append(with_shown(better, [*false_positives, *false_negatives],
-                                               also=lf.provenance.shown))
+                listed = [*false_positives[:REFINE_SHOWN], *false_negatives[:REFINE_SHOWN]]
+                report.added.append(with_shown(better, listed, also=lf.provenance.shown))
             except ProposalRejected as exc:
                 report.rejected.append((f"refinement of {lf.name}", exc.reason))
         return report
