@@ -139,8 +139,8 @@ def test_engine_never_holds_the_corpus(run_dir, workers):
     written = []
     n_batches, size = 120, 40
 
-    def commit(keys, table):
-        written.append(table.num_rows)
+    def commit(keys, num_rows, payload):
+        written.append(num_rows)
 
     rows = run_local(_tracked_batches(n_batches, size, live), job, commit, workers=workers)
     assert rows == sum(written) == n_batches * size
@@ -161,6 +161,7 @@ def test_resume_truncates_partial_data_and_skips_committed_batches(run_dir, tmp_
     out.write_bytes(full[:cut] + b'{"id": "half a ro')
     summary = generate(run_dir, [str(corpus)], out, batch_size=100)
     assert summary.batches_resumed == 4 and summary.rows_written == 600 and summary.rows_total == 1000
+    assert summary.steady_records_per_s > 0  # 6 commits: a rate between the first and the last
     assert out.read_bytes() == full
 
 
@@ -269,3 +270,111 @@ def test_matches_the_runs_own_silver_labels(tmp_path):
         expected = silver[row["id"]]
         assert row["label"] == expected["label"] and row["covered"] == expected["covered"]
         assert np.allclose([row["probs"][c] for c in CLASSES], [expected["probs"][c] for c in CLASSES], atol=1e-4)
+
+
+# --- shards: the driver plans, workers read; the batches must be exactly those iter_batches cuts ---
+
+def _task():
+    from lfagent.task import TaskSpec
+
+    return TaskSpec.model_validate({"name": "t", "classes": [{"name": c} for c in CLASSES], "seeds": "s.jsonl"})
+
+
+def _batch_view(batch) -> tuple:
+    return (batch.key, batch.path, batch.start, batch.ids, batch.texts, batch.rows)
+
+
+def _assert_shards_cut_like_iter_batches(paths, batch_size, skip=frozenset()):
+    from lfagent.generate.shards import plan_shards, read_shard
+    from lfagent.generate.stream import iter_batches
+
+    task = _task()
+    expected = [_batch_view(b) for b in iter_batches(task, paths, batch_size, keep_rows=True, skip=skip)]
+    shards = list(plan_shards(task, paths, batch_size, skip))
+    assert [s.key for s in shards] == [e[0] for e in expected]
+    assert [_batch_view(read_shard(task, s, keep_rows=True)) for s in shards] == expected
+    assert all(read_shard(task, s).rows is None for s in shards)
+    return shards
+
+
+def _jsonl_with_blank_lines(path: Path) -> Path:
+    lines = ['{"id": "a", "text": "first"}', "", "   ", "\u00a0", '{"text": "no id"}', "\t",
+             '  {"id": 3, "text": "indented", "n": 1}', "\u2003 \u00a0", '{"id": "d", "text": "caf\u00e9 \u00a0"}',
+             '{"id": "e", "text": 5}', "", '{"id": "f", "text": "last"}', ""]
+    # CRLF endings and a lone CR (text-mode readline splits there too), and no newline at the very end.
+    path.write_bytes(("\r\n".join(lines[:6]) + "\r" + "\n".join(lines[6:]) + '{"id": "g", "text": "end"}')
+                     .encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 100])
+def test_shards_cut_jsonl_like_iter_batches(tmp_path, batch_size):
+    path = _jsonl_with_blank_lines(tmp_path / "blank.jsonl")
+    shards = _assert_shards_cut_like_iter_batches([path], batch_size)
+    assert sum(s.count for s in shards) == 7
+
+
+def test_shards_cut_csv_with_multiline_fields_and_latin1_like_iter_batches(tmp_path):
+    multi = tmp_path / "multi.csv"
+    multi.write_text('id,text,extra\r\n1,"line one\nline two",x\r\n\r\n2,"quoted, ""comma""",\r\n'
+                     '3,"cr\rinside",y\r\n,"no id",z\n\n4,plain\n5,"a\n\nb\n",w\n', encoding="utf-8", newline="")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("id,text\n".encode() + "".join(f"{i},caf\u00e9 {i} \u00bfqu\u00e9?\n" for i in range(23))
+                      .encode("latin-1"))
+    for batch_size in (1, 2, 5, 50):
+        _assert_shards_cut_like_iter_batches([multi, latin], batch_size)
+    shards = _assert_shards_cut_like_iter_batches([latin], 5)
+    assert {s.encoding for s in shards} == {"latin-1"} and len(shards) == 5
+
+
+def test_shards_cut_parquet_row_groups_and_skip_like_iter_batches(tmp_path):
+    records = list(synthetic_comments(230, seed=4))
+    records[17].pop("id")
+    pq.write_table(pa.Table.from_pylist(records), tmp_path / "groups.parquet", row_group_size=40)
+    assert pq.ParquetFile(tmp_path / "groups.parquet").num_row_groups == 6
+    jsonl = write_jsonl(tmp_path / "more.jsonl", records[:50])
+    paths = [tmp_path / "groups.parquet", jsonl]
+    for batch_size in (7, 40, 64, 500):
+        _assert_shards_cut_like_iter_batches(paths, batch_size)
+    shards = _assert_shards_cut_like_iter_batches(paths, 30, skip={(0, 0), (0, 3), (1, 1)})
+    assert (0, 0) not in {s.key for s in shards} and shards[0].start == 30
+
+
+def _raised(call) -> str:
+    with pytest.raises(InputError) as info:
+        call()
+    return str(info.value)
+
+
+@pytest.mark.parametrize("bad_line", [b'{"id": 3, "text": oops}', b'{"id": 3, "text": "caf\xe9"}', b"[1, 2]",
+                                      b'{"id": 3, "body": "no text"}'])
+def test_a_bad_record_in_a_shard_raises_the_local_engines_error(tmp_path, bad_line):
+    from lfagent.generate.shards import plan_shards, read_shard
+    from lfagent.generate.stream import iter_batches
+
+    good = [json.dumps(r).encode() for r in synthetic_comments(12, seed=2)]
+    path = tmp_path / "bad.jsonl"
+    lines = good[:7] + [b"", bad_line] + good[7:]
+    # Mixed line ends: CRLF, LF and a lone CR all end a line, for the numbers in error messages too.
+    ends = [b"\r" if i == 2 else b"\r\n" if i % 2 else b"\n" for i in range(len(lines))]
+    path.write_bytes(b"".join(line + end for line, end in zip(lines, ends)))
+    task = _task()
+    expected = _raised(lambda: list(iter_batches(task, [path], 4)))
+    assert f"{path}:9" in expected
+    shards = list(plan_shards(task, [path], 4))
+    assert [s.count for s in shards] == [4, 4, 4, 1]
+    read_shard(task, shards[0])
+    assert _raised(lambda: read_shard(task, shards[1])) == expected
+
+
+def test_a_csv_row_with_extra_cells_raises_the_local_engines_error(tmp_path):
+    from lfagent.generate.shards import plan_shards, read_shard
+    from lfagent.generate.stream import iter_batches
+
+    path = tmp_path / "extra.csv"
+    path.write_text('id,text\n1,a\n2,"b\rc"\r\n\n3,c,surplus\n4,d\n', encoding="utf-8", newline="")
+    task = _task()
+    expected = _raised(lambda: list(iter_batches(task, [path], 2)))
+    assert f"{path}:6" in expected and "more cells" in expected
+    shard = list(plan_shards(task, [path], 2))[1]
+    assert _raised(lambda: read_shard(task, shard)) == expected

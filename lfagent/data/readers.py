@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from lfagent.errors import InputError
@@ -46,35 +46,65 @@ def iter_rows(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, d
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8", errors="strict") as handle:
-        number = 0
-        while True:
-            try:
-                text = handle.readline()
-            except UnicodeDecodeError as exc:
-                raise InputError(f"not UTF-8 text ({exc.reason})", path=path, line=number + 1) from None
-            if not text:
-                return
-            number += 1
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON: {exc.msg} at column {exc.colno}", path=path, line=number) from None
-            if not isinstance(row, dict):
-                raise InputError(f"expected a JSON object, got {type(row).__name__}", path=path, line=number)
-            yield number, row
+    with open(path, "rb") as handle:
+        yield from jsonl_rows(_whole_line_blocks(handle), path)
 
 
-def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
-    encoding = "utf-8"
+def _whole_line_blocks(handle, size: int = 1 << 20) -> Iterator[bytes]:
+    while block := handle.read(size):
+        yield block + handle.readline()  # a block ends at a line end, so no line or character is cut
+
+
+def jsonl_rows(blocks: Iterable[bytes], path: Path, first_line: int = 1) -> Iterator[tuple[int, dict]]:
+    """(line, row) for each non-blank line of `blocks`, consecutive runs of whole lines of a JSONL file
+    whose first line is `first_line`. Lines are numbered as text-mode readline numbers them (CRLF and a
+    lone CR end a line too); a byte that is not UTF-8 is reported on its own line, after the rows before it."""
+    number, loads = first_line, json.loads
+    for data in blocks:
+        try:
+            text, bad = data.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            good = max(data.rfind(b"\n", 0, exc.start), data.rfind(b"\r", 0, exc.start)) + 1
+            text, bad = data[:good].decode("utf-8"), exc
+        lines = split_lines(text)
+        for line_number, line in enumerate(lines, start=number):
+            if line.strip():
+                try:
+                    row = loads(line)  # inline, not a helper: this loop runs once per record
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"not valid JSON: {exc.msg} at column {exc.colno}", path=path,
+                                     line=line_number) from None
+                if not isinstance(row, dict):
+                    raise InputError(f"expected a JSON object, got {type(row).__name__}", path=path,
+                                     line=line_number)
+                yield line_number, row
+        number += len(lines)
+        if bad is not None:
+            raise InputError(f"not UTF-8 text ({bad.reason})", path=path, line=number)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines of `text` without their ends, split where text-mode (universal newline) readline splits."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def csv_encoding(path: Path) -> str:
+    """UTF-8, unless the first MB does not decode: then latin-1 (the classic spam corpora ship it)."""
     try:
         with open(path, encoding="utf-8") as probe:
             probe.read(1 << 20)
     except UnicodeDecodeError:
-        encoding = "latin-1"  # the classic spam corpora ship latin-1
-    with open(path, encoding=encoding, newline="") as handle:
+        return "latin-1"
+    return "utf-8"
+
+
+def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
+    with open(path, encoding=csv_encoding(path), newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None:
             return

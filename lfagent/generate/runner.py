@@ -11,6 +11,7 @@ from lfagent.artifacts import load_model
 from lfagent.errors import InputError
 from lfagent.generate.job import LabelJob
 from lfagent.generate.label_batch import output_schema
+from lfagent.generate.shards import plan_shards
 from lfagent.generate.stream import expand_inputs, iter_batches
 from lfagent.generate.writer import ResumableWriter
 
@@ -24,7 +25,7 @@ class GenerateSummary(BaseModel):
     batches_resumed: int
     already_complete: bool
     seconds: float  # labelling time, engine start included
-    steady_records_per_s: float = 0.0  # after the first commit: excludes engine start and warm-up
+    steady_records_per_s: float = 0.0  # first to last commit: excludes engine start, warm-up and shutdown
 
 
 def input_signature(paths: list[Path]) -> list[list]:
@@ -57,33 +58,39 @@ def generate(run_dir: str | Path, inputs: list[str], out: str | Path, *, engine:
                                batches_resumed=writer.resumed_batches, already_complete=True, seconds=0.0)
     if writer.resumed_batches:
         say(f"resuming: {writer.resumed_batches} batches ({writer.journal.rows} rows) already written")
-    batches = iter_batches(task, paths, batch_size, keep_rows=bool(predictor.code_columns),
-                           skip=writer.done_keys)
+    keep_rows, skip = bool(predictor.code_columns), writer.done_keys
     commit = _reporting_commit(writer, say)
     started = time.monotonic()
     if engine == "ray":
         from lfagent.generate.engines.ray_engine import run_ray
 
-        written = run_ray(batches, job, commit, workers=workers, address=address)
+        written = run_ray(plan_shards(task, paths, batch_size, skip), task, job, commit, fmt=writer.format,
+                          workers=workers, address=address)
     else:
         from lfagent.generate.engines.local import run_local
 
-        written = run_local(batches, job, commit, workers=workers)
+        # Pool workers read their own shards; code LFs need the rows here, for the sandbox pool.
+        items = plan_shards(task, paths, batch_size, skip) if workers > 1 and not keep_rows \
+            else iter_batches(task, paths, batch_size, keep_rows=keep_rows, skip=skip)
+        written = run_local(items, job, commit, task=task, fmt=writer.format, workers=workers)
     ended = time.monotonic()
     writer.finish(output_schema(predictor, votes=votes))
     steady = 0.0
-    if commit.first is not None and ended > commit.first[0]:
-        steady = (written - commit.first[1]) / (ended - commit.first[0])
+    if commit.first is not None and commit.last[0] > commit.first[0]:
+        steady = (commit.last[1] - commit.first[1]) / (commit.last[0] - commit.first[0])
     return GenerateSummary(out=str(out), rows_written=written, rows_total=writer.journal.rows,
                            batches_resumed=writer.resumed_batches, already_complete=False,
                            seconds=ended - started, steady_records_per_s=steady)
 
 
 def _reporting_commit(writer: ResumableWriter, say: Callable[[str], None]):
-    def commit(keys, table) -> None:
-        writer.commit(keys, table)
-        if commit.first is None:  # (time, rows) of the first commit, for the steady-state rate
-            commit.first = (time.monotonic(), table.num_rows)
+    def commit(keys, num_rows: int, payload: bytes) -> None:
+        writer.commit_encoded(keys, num_rows, payload)
+        # (time, rows so far) at the first and the last commit: the steady rate between them leaves out
+        # engine start, warm-up and shutdown (ray.shutdown alone takes ~1 s).
+        commit.last = (time.monotonic(), commit.last[1] + num_rows)
+        if commit.first is None:
+            commit.first = commit.last
         say(f"{writer.journal.rows} rows written")
-    commit.first = None
+    commit.first, commit.last = None, (0.0, 0)
     return commit

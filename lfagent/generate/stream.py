@@ -2,6 +2,7 @@
 
 A batch is identified by (file_index, batch_index): the same inputs and batch size always cut the same
 batches, which is what lets a killed `generate` resume by skipping the batches already written.
+`shards.plan_shards` cuts the very same batches without parsing them, for engines whose workers read.
 """
 from __future__ import annotations
 

@@ -33,6 +33,16 @@ def output_format(out: Path) -> str:
     return fmt
 
 
+def encode(table: pa.Table, fmt: str) -> bytes:
+    """Output rows as the bytes a commit writes: a whole Parquet part file, or JSON lines (UTF-8).
+    Pure, so engines run it in their workers and the committing process only writes bytes."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in table.to_pylist()).encode("utf-8")
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -88,7 +98,8 @@ class Journal:
 
 
 class ResumableWriter:
-    """commit(keys, table) appends rows durably and journals `keys`; finish() seals the output."""
+    """commit(keys, table) (or commit_encoded with `encode`'s bytes) appends rows durably and journals
+    `keys`; finish() seals the output."""
 
     def __init__(self, out: str | Path, signature: dict, *, overwrite: bool = False):
         self.out = Path(out)
@@ -134,28 +145,29 @@ class ResumableWriter:
                 path.unlink()
 
     def commit(self, keys: list[BatchKey], table: pa.Table) -> None:
+        self.commit_encoded(keys, table.num_rows, encode(table, self.format))
+
+    def commit_encoded(self, keys: list[BatchKey], num_rows: int, payload: bytes) -> None:
+        """Commit rows already encoded by `encode` (engines encode in their workers)."""
         if self.format == "jsonl":
-            self._append_jsonl(table)
+            self._append_jsonl(payload)
         else:
-            self._write_part(keys, table)
+            self._write_part(keys, payload)
         self.journal.done.update(keys)
-        self.journal.rows += table.num_rows
+        self.journal.rows += num_rows
         self.journal.save()
 
-    def _append_jsonl(self, table: pa.Table) -> None:
-        lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in table.to_pylist())
+    def _append_jsonl(self, payload: bytes) -> None:
         with open(self.out, "ab") as handle:
-            handle.write(lines.encode("utf-8"))
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
             self.journal.nbytes = handle.tell()
 
-    def _write_part(self, keys: list[BatchKey], table: pa.Table) -> None:
+    def _write_part(self, keys: list[BatchKey], payload: bytes) -> None:
         first = min(keys)
         name = f"part-{first[0]:06d}-{first[1]:09d}.parquet"
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        _write_durably(self.parts_dir / name, sink.getvalue().to_pybytes())
+        _write_durably(self.parts_dir / name, payload)
         self.journal.parts.append(name)
 
     def finish(self, schema: pa.Schema) -> None:

@@ -1,8 +1,10 @@
 """Local engine: batches labelled in this process (1 worker) or in a pool of N processes.
 
-Code LFs run in the sandbox pool (N isolated workers) from this process; declarative LFs, the label model
-and output formatting run in the process pool. At most `window` batches are in flight, so memory is
-bounded whatever the corpus size (Pool.imap would read the whole input ahead).
+Work items are Batches (records already read) or Shards (where a batch lies in its file: the pool worker
+reads it). Declarative LFs, the label model and the output encoding run in the workers, so this process
+only plans, commits bytes, and (with code LFs) drives the sandbox pool, which must stay here. At most
+`window` items are in flight, so memory is bounded whatever the corpus size (Pool.imap would read the
+whole input ahead).
 """
 from __future__ import annotations
 
@@ -12,19 +14,22 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-import pyarrow as pa
 
 from lfagent.apply import apply_lfs
 from lfagent.generate.job import LabelJob
+from lfagent.generate.shards import Shard, read_shard
 from lfagent.generate.stream import Batch, BatchKey
+from lfagent.generate.writer import encode
+from lfagent.task import TaskSpec
 
-Commit = Callable[[list[BatchKey], pa.Table], None]
-_job: LabelJob | None = None
+Commit = Callable[[list[BatchKey], int, bytes], None]  # (keys, rows, encoded rows): ResumableWriter.commit_encoded
+_worker: dict = {}
 
 
-def run_local(batches: Iterable[Batch], job: LabelJob, commit: Commit, *, workers: int = 1,
-              window: int | None = None) -> int:
-    """Label every batch and commit it; returns the number of rows labelled."""
+def run_local(items: Iterable[Batch | Shard], job: LabelJob, commit: Commit, *, task: TaskSpec | None = None,
+              fmt: str = "parquet", workers: int = 1, window: int | None = None) -> int:
+    """Label every item, encode it as `fmt` and commit it; returns the number of rows labelled.
+    `task` is needed only to read Shards."""
     predictor = job.predictor()
     pool = None
     if predictor.code_columns:
@@ -33,35 +38,38 @@ def run_local(batches: Iterable[Batch], job: LabelJob, commit: Commit, *, worker
         pool = SandboxPool(workers=workers)
     try:
         if workers <= 1:
-            return _run_inline(batches, job, commit, pool)
-        return _run_pool(batches, job, commit, pool, workers, window or 2 * workers)
+            return _run_inline(items, job, commit, pool, task, fmt)
+        return _run_pool(items, job, commit, pool, task, fmt, workers, window or 2 * workers)
     finally:
         if pool is not None:
             pool.close()
 
 
-def _run_inline(batches, job: LabelJob, commit: Commit, pool) -> int:
+def _run_inline(items, job: LabelJob, commit: Commit, pool, task, fmt: str) -> int:
     rows = 0
-    for batch in batches:
-        commit([batch.key], job.label(batch, pool=pool))
+    for item in items:
+        batch = _as_batch(task, item, keep_rows=pool is not None)
+        commit([batch.key], len(batch), encode(job.label(batch, pool=pool), fmt))
         rows += len(batch)
     return rows
 
 
-def _run_pool(batches, job: LabelJob, commit: Commit, pool, workers: int, window: int) -> int:
+def _run_pool(items, job: LabelJob, commit: Commit, pool, task, fmt: str, workers: int, window: int) -> int:
     rows = 0
     in_flight: deque = deque()
     # fork starts a worker in milliseconds (spawn re-imports scipy & co. for seconds); but never fork a
     # parent that holds sandbox pipes and threads.
     context = multiprocessing.get_context("spawn" if pool is not None else "fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(job,)) as executor:
-        for batch in batches:
-            code_votes = _code_votes(job, batch, pool) if pool is not None else None
-            if code_votes is not None:
-                batch.rows = None  # the worker needs only the texts now
-            in_flight.append((batch.key, len(batch), executor.submit(_label_in_worker, batch, code_votes)))
-            del batch
+                             initargs=(job, task, fmt)) as executor:
+        for item in items:
+            code_votes = None
+            if pool is not None:  # code LFs run here, in the sandbox pool; the worker needs only texts
+                item = _as_batch(task, item, keep_rows=True)
+                code_votes = _code_votes(job, item, pool)
+                item.rows = None
+            in_flight.append((item.key, len(item), executor.submit(_label_in_worker, item, code_votes)))
+            del item
             while len(in_flight) >= window:
                 rows += _commit_oldest(in_flight, commit)
         while in_flight:
@@ -71,8 +79,12 @@ def _run_pool(batches, job: LabelJob, commit: Commit, pool, workers: int, window
 
 def _commit_oldest(in_flight: deque, commit: Commit) -> int:
     key, n, future = in_flight.popleft()
-    commit([key], future.result())
+    commit([key], n, future.result())
     return n
+
+
+def _as_batch(task: TaskSpec | None, item: Batch | Shard, keep_rows: bool) -> Batch:
+    return read_shard(task, item, keep_rows) if isinstance(item, Shard) else item
 
 
 def _code_votes(job: LabelJob, batch: Batch, pool) -> np.ndarray:
@@ -82,13 +94,13 @@ def _code_votes(job: LabelJob, batch: Batch, pool) -> np.ndarray:
                      text_field=predictor.text_field).L
 
 
-def _init_worker(job: LabelJob) -> None:
-    global _job
+def _init_worker(job: LabelJob, task: TaskSpec | None, fmt: str) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # N processes share the cores; small dense algebra is faster on one thread
-    _job = job
+    _worker.update(job=job, task=task, fmt=fmt)
 
 
-def _label_in_worker(batch: Batch, code_votes: np.ndarray | None) -> pa.Table:
-    return _job.label(batch, code_votes=code_votes)
+def _label_in_worker(item: Batch | Shard, code_votes: np.ndarray | None) -> bytes:
+    batch = _as_batch(_worker["task"], item, keep_rows=False)
+    return encode(_worker["job"].label(batch, code_votes=code_votes), _worker["fmt"])

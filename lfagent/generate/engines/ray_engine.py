@@ -1,28 +1,37 @@
-"""Ray engine: windows of streamed batches go through Ray Data (`from_arrow` + `map_batches`).
+"""Ray engine: one Ray Data dataset of shards; the workers read, label and encode, the driver commits.
 
-The driver reads the inputs itself (same batches, ids and error messages as the local engine, and the
-same resume keys) and hands Ray a window of batches at a time, so neither the driver nor the object store
-holds more than a window. Each window is committed as one unit once all its rows are back, in input
-order (`preserve_order`). Without `--address` a local Ray with `workers` CPUs is started; with one, the
-command joins that cluster (whose nodes must have lfagent installed).
+The driver plans shards (`shards.plan_shards`: where each batch lies in its file, one cheap pass with no
+parsing) and builds one dataset over them (`from_items`, a few consecutive shards per block).
+`map_batches` runs `ShardLabeler` in a pool of `workers` actors: for each shard, an actor reads its records
+from the file, labels them and encodes the output (a Parquet part or JSON lines). Only those bytes come
+back, shard by shard in input order (`preserve_order`), and the driver appends them durably with
+`ResumableWriter.commit_encoded`; keys already committed (resume) are not planned. A bad record comes
+back as data and is raised here as the InputError the local engine raises, once every shard before it
+is committed.
+Without `--address` a local Ray with `workers` CPUs is started; with one, the command joins that cluster
+(whose nodes must have lfagent installed and see the input paths).
 """
 from __future__ import annotations
 
 import json
 import os
-import queue
-import threading
+import pickle
+import warnings
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
 
 import pyarrow as pa
 
+from lfagent.errors import InputError
 from lfagent.generate.job import LabelJob
-from lfagent.generate.stream import Batch, BatchKey
+from lfagent.generate.shards import Shard, read_shard
+from lfagent.generate.stream import BatchKey
+from lfagent.generate.writer import encode
+from lfagent.task import TaskSpec
 
-Commit = Callable[[list[BatchKey], pa.Table], None]
-KEY_COLUMNS = ("_file", "_batch")
-_sandboxes: dict = {}
+Commit = Callable[[list[BatchKey], int, bytes], None]  # ResumableWriter.commit_encoded
+RECORDS_PER_TASK = 40_000
+RESULTS = pa.schema([pa.field("file", pa.int64()), pa.field("batch", pa.int64()), pa.field("rows", pa.int64()),
+                     pa.field("payload", pa.large_binary()), pa.field("error", pa.string())])
 
 
 def start_ray(workers: int, address: str | None = None) -> bool:
@@ -43,114 +52,96 @@ def start_ray(workers: int, address: str | None = None) -> bool:
     return True
 
 
-def run_ray(batches: Iterable[Batch], job: LabelJob, commit: Commit, *, workers: int = 1,
-            address: str | None = None, window: int | None = None) -> int:
-    """Label every batch on Ray and commit window by window; returns the number of rows labelled."""
-    import logging
-
-    import ray
-    import ray.data
-
-    started = start_ray(workers, address)
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    keep_rows = bool(job.predictor().code_columns)
-    rows = 0
+def run_ray(shards: Iterable[Shard], task: TaskSpec, job: LabelJob, commit: Commit, *, fmt: str,
+            workers: int = 1, address: str | None = None) -> int:
+    """Label every shard on Ray and commit each in input order; returns the number of rows labelled."""
+    planned: list[Shard] = []
+    late: InputError | None = None
     try:
-        for group in _prefetched(_windows(batches, window or 8 * workers)):
-            tables = [batch_table(b, keep_rows) for b in group]
-            keys = [b.key for b in group]
-            del group
-            dataset = ray.data.from_arrow(tables).map_batches(
-                _label_blocks, batch_size=None, batch_format="pyarrow", fn_kwargs={"job": job},
-                compute=ray.data.TaskPoolStrategy(size=workers), num_cpus=1)
-            out = pa.concat_tables(list(dataset.iter_batches(batch_size=None, batch_format="pyarrow")))
-            commit(keys, out.drop_columns(list(KEY_COLUMNS)))
-            rows += out.num_rows
-    finally:
-        if started:
-            ray.shutdown()
+        for shard in shards:
+            planned.append(shard)
+    except InputError as exc:  # e.g. an unreadable 3rd file: label the shards before it first
+        late = exc
+    rows = 0
+    if planned:
+        started = start_ray(workers, address)
+        try:
+            rows = _label_on_ray(planned, task, job, commit, fmt, workers)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+    if late is not None:
+        raise late
     return rows
 
 
-def _windows(batches: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
-    iterator = iter(batches)
-    while group := list(islice(iterator, size)):
-        yield group
+def _label_on_ray(shards: list[Shard], task: TaskSpec, job: LabelJob, commit: Commit, fmt: str,
+                  workers: int) -> int:
+    import logging
+
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # JSONL appends and error order follow the input
+    context.enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    items = [{"shard": pickle.dumps(shard)} for shard in shards]
+    # Blocks of several shards (~RECORDS_PER_TASK records): an actor's queue of 2 tasks runs dry between
+    # Ray Data's scheduling-loop turns when each task is short (a 10,000-record shard takes ~0.1 s here);
+    # yet at least 4 blocks per worker, so the last ones still spread over every worker.
+    per_block = max(1, min(-(-RECORDS_PER_TASK // max(s.count for s in shards)), len(shards) // (4 * workers)))
+    # An actor pool, not a task pool: each actor has its next shard queued, so it never waits ~0.1 s for
+    # the scheduling loop between shards as a new task does; and it builds its predictor once.
+    # max_restarts=0: a crashed actor fails the command (a rerun resumes); Ray's default (restart forever,
+    # with arguments kept in the object store) logs an error line on every run. Ray 2.60 flags the
+    # keyword as deprecated but offers no other way (pinned in pyproject.toml).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        dataset = ray.data.from_items(items, override_num_blocks=-(-len(items) // per_block)).map_batches(
+            ShardLabeler, batch_size=None, batch_format="pyarrow", zero_copy_batch=True,
+            fn_constructor_kwargs={"task": task, "job": job, "fmt": fmt},
+            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, max_restarts=0)
+    rows = 0
+    for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for result in block.to_pylist():
+            if result["error"] is not None:
+                raise InputError(**json.loads(result["error"]))
+            commit([(result["file"], result["batch"])], result["rows"], result["payload"])
+            rows += result["rows"]
+    return rows
 
 
-def _prefetched(iterator: Iterator, depth: int = 1) -> Iterator:
-    """Read the next window in a thread while Ray labels this one (reading errors are re-raised here)."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class ShardLabeler:
+    """Ray Data UDF, one per actor (worker process): read, label and encode each shard of a block, one
+    output block per shard. A bad record comes back as an error row, so the driver commits every shard
+    before it and then raises it."""
 
-    def produce() -> None:
+    def __init__(self, task: TaskSpec, job: LabelJob, fmt: str):
+        from threadpoolctl import threadpool_limits
+
+        self.limits = threadpool_limits(1)  # `workers` processes share the cores: one BLAS thread each
+        self.task, self.job, self.fmt = task, job, fmt
+        self.pool = None
+        if job.predictor().code_columns:  # one single-worker sandbox per actor: Ray spreads the work
+            from lfagent.sandbox import SandboxPool
+
+            self.pool = SandboxPool(workers=1)
+
+    def __call__(self, block: pa.Table) -> Iterator[pa.Table]:
+        # One output per shard, yielded as soon as it is done: the driver commits it while the actor
+        # labels the next, rather than a whole block at once.
+        for data in block.column("shard").to_pylist():
+            yield pa.Table.from_pylist([self._label(pickle.loads(data))], schema=RESULTS)
+
+    def _label(self, shard: Shard) -> dict:
+        result = {"file": shard.file_index, "batch": shard.batch_index, "rows": shard.count, "payload": b"",
+                  "error": None}
         try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put(("item", item), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(("end", None))
-        except BaseException as exc:  # handed to the consumer, which raises it
-            items.put(("error", exc))
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-
-
-def batch_table(batch: Batch, keep_rows: bool) -> pa.Table:
-    """A batch as an Arrow table (one Ray block); rows travel as JSON text only when code LFs need them."""
-    n = len(batch)
-    columns = {"_file": pa.array([batch.file_index] * n, pa.int32()),
-               "_batch": pa.array([batch.batch_index] * n, pa.int32()),
-               "id": pa.array(batch.ids, pa.string()), "text": pa.array(batch.texts, pa.string())}
-    if keep_rows:
-        columns["row"] = pa.array([json.dumps(r, default=str) for r in batch.rows], pa.string())
-    table = pa.table(columns)
-    return table.replace_schema_metadata({"path": batch.path, "start": str(batch.start)})
-
-
-def _label_blocks(block: pa.Table, job: LabelJob) -> pa.Table:
-    """Ray UDF: label every batch in the block (normally exactly one) and tag rows with their batch key."""
-    predictor = job.predictor()
-    pool = _sandbox() if predictor.code_columns else None
-    outputs = []
-    files, batches = block.column("_file").to_pylist(), block.column("_batch").to_pylist()
-    start = 0
-    for end in range(1, len(files) + 1):
-        if end == len(files) or (files[end], batches[end]) != (files[start], batches[start]):
-            part = block.slice(start, end - start)
-            rows = [json.loads(r) for r in part.column("row").to_pylist()] if "row" in part.column_names else None
-            batch = Batch(files[start], batches[start], "", 0, part.column("id").to_pylist(),
-                          part.column("text").to_pylist(), rows)
-            labelled = job.label(batch, pool=pool)
-            outputs.append(labelled.add_column(0, "_batch", part.column("_batch"))
-                           .add_column(0, "_file", part.column("_file")))
-            start = end
-    return pa.concat_tables(outputs)
-
-
-def _sandbox():
-    """One single-worker sandbox pool per Ray worker process (Ray already spreads work over processes)."""
-    if "pool" not in _sandboxes:
-        from lfagent.sandbox import SandboxPool
-
-        _sandboxes["pool"] = SandboxPool(workers=1)
-    return _sandboxes["pool"]
+            batch = read_shard(self.task, shard, keep_rows=self.pool is not None)
+            result["payload"] = encode(self.job.label(batch, pool=self.pool), self.fmt)
+        except InputError as exc:
+            result["error"] = json.dumps({"message": exc.reason, "path": exc.path, "line": exc.line,
+                                          "field": exc.field})
+        return result
