@@ -115,13 +115,18 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
             yield reader.line_num, dict(row)
 
 
-def _iter_parquet(path: Path) -> Iterator[tuple[int, dict]]:
+def open_parquet(path: Path):
+    """A pyarrow ParquetFile, or an InputError naming the file."""
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise InputError(f"not a readable Parquet file: {exc}", path=path) from None
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[int, dict]]:
+    parquet = open_parquet(path)
     number = 0
     for batch in parquet.iter_batches(batch_size=8192):
         for row in batch.to_pylist():

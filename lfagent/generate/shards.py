@@ -15,7 +15,7 @@ from itertools import islice
 from pathlib import Path
 
 from lfagent.data.dataset import RowChecker
-from lfagent.data.readers import csv_encoding, detect_format, iter_rows, jsonl_rows
+from lfagent.data.readers import csv_encoding, detect_format, iter_rows, jsonl_rows, open_parquet
 from lfagent.errors import InputError
 from lfagent.generate.stream import Batch, BatchKey, record_id
 from lfagent.task import TaskSpec
@@ -66,18 +66,23 @@ def _plan_jsonl(path: Path, batch_size: int) -> Iterator[dict]:
     offset = line = 0  # where the current shard starts, in bytes and lines
     position = lines = count = 0
     with open(path, "rb") as handle:
-        for raw in handle:
-            # A lone CR ends a line for text-mode readline too (rare: split only when present).
-            for piece in raw.splitlines(keepends=True) if b"\r" in raw else (raw,):
-                position += len(piece)
-                lines += 1
-                if _is_jsonl_record(piece):
-                    count += 1
-                    if count == batch_size:
-                        yield {"count": count, "line": line, "offset": offset, "end": position}
-                        offset, line, count = position, lines, 0
+        for piece in physical_lines(handle):
+            position += len(piece)
+            lines += 1
+            if _is_jsonl_record(piece):
+                count += 1
+                if count == batch_size:
+                    yield {"count": count, "line": line, "offset": offset, "end": position}
+                    offset, line, count = position, lines, 0
     if count:
         yield {"count": count, "line": line, "offset": offset, "end": position}
+
+
+def physical_lines(handle) -> Iterator[bytes]:
+    """The lines of a binary file with their ends, split where text-mode readline splits: a lone CR ends
+    a line too (rare, so pieces are split only when one is present)."""
+    for raw in handle:
+        yield from raw.splitlines(keepends=True) if b"\r" in raw else (raw,)
 
 
 def _is_jsonl_record(piece: bytes) -> bool:
@@ -101,15 +106,14 @@ class _Cursor:
         self.position = self.lines = 0
 
     def __iter__(self) -> Iterator[str]:
-        for raw in self.handle:
-            for piece in raw.splitlines(keepends=True) if b"\r" in raw else (raw,):
-                self.position += len(piece)
-                self.lines += 1
-                try:
-                    yield piece.decode(self.encoding)
-                except UnicodeDecodeError as exc:
-                    raise InputError(f"not {self.encoding} text ({exc.reason})", path=self.path,
-                                     line=self.lines) from None
+        for piece in physical_lines(self.handle):
+            self.position += len(piece)
+            self.lines += 1
+            try:
+                yield piece.decode(self.encoding)
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not {self.encoding} text ({exc.reason})", path=self.path,
+                                 line=self.lines) from None
 
 
 def _plan_csv(path: Path, batch_size: int) -> Iterator[dict]:
@@ -134,13 +138,14 @@ def _plan_csv(path: Path, batch_size: int) -> Iterator[dict]:
 
 
 def _plan_parquet(path: Path, batch_size: int) -> Iterator[dict]:
-    total = _parquet_file(path).metadata.num_rows
-    for start in range(0, total, batch_size):
-        yield {"count": min(batch_size, total - start)}
+    return _row_ranges(open_parquet(path).metadata.num_rows, batch_size)
 
 
 def _plan_wrench(path: Path, batch_size: int) -> Iterator[dict]:
-    total = sum(1 for _ in iter_rows(path, "wrench"))  # small files; checks every entry now
+    return _row_ranges(sum(1 for _ in iter_rows(path, "wrench")), batch_size)  # small files; checks every entry
+
+
+def _row_ranges(total: int, batch_size: int) -> Iterator[dict]:
     for start in range(0, total, batch_size):
         yield {"count": min(batch_size, total - start)}
 
@@ -202,7 +207,7 @@ _row_groups: dict = {}  # the last row group read, per worker: consecutive shard
 def _parquet_rows(task: TaskSpec, path: Path, shard: Shard, keep_rows: bool) -> Iterator[tuple[int, dict]]:
     import pyarrow as pa
 
-    parquet = _parquet_file(path)
+    parquet = open_parquet(path)
     names = parquet.schema_arrow.names
     columns = None  # every column: code LFs read any field, and a missing text field's error lists them
     if not keep_rows and task.text_field in names:
@@ -221,11 +226,3 @@ def _parquet_rows(task: TaskSpec, path: Path, shard: Shard, keep_rows: bool) -> 
     rows = pa.concat_tables(pieces).to_pylist() if pieces else []
     return zip(range(shard.start + 1, stop + 1), rows)
 
-
-def _parquet_file(path: Path):
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several types for a bad file
-        raise InputError(f"not a readable Parquet file: {exc}", path=path) from None
