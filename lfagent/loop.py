@@ -98,7 +98,7 @@ def screen_new_lfs(session, names: list[str]) -> list[str]:
             solo[name] = accuracy
         store.pin(name, "drop")
     reasons = dict(store.get_meta("screened_out", {}))
-    dropped = [name for name in names if name not in solo]
+    dropped: list[str] = []
     for name in sorted(solo, key=lambda n: (-solo[n], n)):
         store.pin(name, None)
         before = current if solo[name] >= baseline else baseline
@@ -109,12 +109,13 @@ def screen_new_lfs(session, names: list[str]) -> list[str]:
         store.pin(name, "drop")
         dropped.append(name)
         reasons[name] = f"lowered the cross-fitted seed accuracy ({before:.3f} -> {accuracy:.3f})"
-    for name in dropped:
+    for name in names:
         if name not in solo:
             store.pin(name, None)  # selection drops it on its own, with its own reason
     store.set_meta("screened_out", reasons)
-    store.event("screen", {"kept": [n for n in names if n not in dropped], "dropped": dropped})
-    return [n for n in dropped if n in reasons]
+    store.event("screen", {"kept": [n for n in solo if n not in dropped], "dropped": dropped,
+                           "left_to_selection": [n for n in names if n not in solo]})
+    return dropped
 
 
 def _propose_round(session, round_: int, settings: LoopSettings):
