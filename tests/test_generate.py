@@ -203,6 +203,28 @@ def test_bad_input_line_is_named(run_dir, tmp_path, capsys):
     assert code == 2 and f"{no_text}:2" in capsys.readouterr().err
 
 
+def test_gzipped_jsonl_is_read_like_the_plain_file(run_dir, tmp_path, capsys):
+    import gzip
+
+    plain = _jsonl_with_blank_lines(tmp_path / "blank.jsonl")
+    packed = tmp_path / "blank.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    for batch_size in (1, 3, 100):
+        assert ([(s.count, s.line) for s in _assert_shards_cut_like_iter_batches([packed], batch_size)]
+                == [(s.count, s.line) for s in _assert_shards_cut_like_iter_batches([plain], batch_size)])
+    records = list(synthetic_comments(300, seed=5))
+    write_jsonl(tmp_path / "c.jsonl", records)
+    (tmp_path / "c.jsonl.gz").write_bytes(gzip.compress((tmp_path / "c.jsonl").read_bytes()))
+    generate(run_dir, [tmp_path / "c.jsonl"], tmp_path / "plain.jsonl", batch_size=64)
+    generate(run_dir, [tmp_path / "c.jsonl.gz"], tmp_path / "packed.jsonl", batch_size=64, workers=2)
+    assert read_output(tmp_path / "plain.jsonl") == read_output(tmp_path / "packed.jsonl")
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes((tmp_path / "c.jsonl.gz").read_bytes()[:-40])  # truncated download
+    code = cli_main(["generate", str(run_dir), "--input", str(cut), "--out", str(tmp_path / "o.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2 and str(cut) in err and "cannot decompress" in err and "Traceback" not in err
+
+
 def test_run_dir_without_model_and_missing_input_are_clear_errors(run_dir, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": 1, "text": "a"}])

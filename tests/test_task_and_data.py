@@ -107,6 +107,26 @@ def test_csv_and_parquet_readers(tmp_path):
     assert [(line, r["id"]) for line, r in iter_rows(pq_path)] == [(1, 7), (2, 8)]
 
 
+def test_a_bad_utf8_byte_past_the_encoding_probe_names_its_csv_line(tmp_path):
+    rows = "".join(f"{i},caf\u00e9 {'x' * 60}\n" for i in range(20_000))  # ~1.4 MB: past the 1 MB probe
+    path = tmp_path / "late.csv"
+    path.write_bytes(b"id,text\n" + rows.encode() + b"20000,bad \xff byte\n20001,after\n")
+    with pytest.raises(InputError) as info:
+        list(iter_rows(path))
+    assert info.value.line == 20_002 and "not utf-8 text" in str(info.value)
+
+
+def test_gzipped_jsonl_seeds_load(tmp_path):
+    import gzip
+
+    (tmp_path / "seeds.jsonl.gz").write_bytes(gzip.compress(b'{"text": "hi", "label": "HAM"}\n\n'
+                                                          b'{"text": "buy", "label": "SPAM"}\n'))
+    assert [(line, r["label"]) for line, r in iter_rows(tmp_path / "seeds.jsonl.gz")] == [(1, "HAM"), (3, "SPAM")]
+    (tmp_path / "fake.jsonl.gz").write_bytes(b'{"text": "not compressed"}\n')
+    with pytest.raises(InputError, match="cannot decompress"):
+        list(iter_rows(tmp_path / "fake.jsonl.gz"))
+
+
 def test_wrench_reader_maps_label_names_and_keeps_weak_labels():
     rows = list(iter_rows(SHARED_DATA / "wrench-youtube" / "test.json"))
     assert len(rows) == 250

@@ -1,4 +1,5 @@
-"""Row readers for JSONL, CSV, Parquet and WRENCH JSON. Each yields (line, row) so errors can point home.
+"""Row readers for JSONL (plain or .gz), CSV, Parquet and WRENCH JSON. Each yields (line, row) so errors
+can point home.
 
 `line` is the 1-based line in a JSONL file, the 1-based data row in a CSV (header is line 1, so the first
 row is line 2), the 1-based row in a Parquet file, and the 1-based entry in a WRENCH file.
@@ -6,9 +7,13 @@ row is line 2), the 1-based row in a Parquet file, and the 1-based entry in a WR
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from lfagent.errors import InputError
 
@@ -17,7 +22,7 @@ FORMATS = ("jsonl", "csv", "parquet", "wrench")
 
 def detect_format(path: Path) -> str:
     suffixes = "".join(path.suffixes[-2:]).lower()
-    if suffixes.endswith((".jsonl", ".ndjson", ".jsonl.gz")):
+    if suffixes.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
         return "jsonl"
     if suffixes.endswith(".csv"):
         return "csv"
@@ -45,8 +50,22 @@ def iter_rows(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, d
     yield from reader(path)
 
 
+@contextmanager
+def open_binary(path: Path) -> Iterator[BinaryIO]:
+    """The file's bytes for reading; a .gz file is decompressed as it is read (a bad one is an InputError)."""
+    if path.suffix.lower() != ".gz":
+        with open(path, "rb") as handle:
+            yield handle
+        return
+    try:
+        with gzip.open(path, "rb") as handle:
+            yield handle
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not gzip data, or cut short
+        raise InputError(f"cannot decompress: {exc}", path=path) from None
+
+
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         yield from jsonl_rows(_whole_line_blocks(handle), path)
 
 
@@ -103,9 +122,34 @@ def csv_encoding(path: Path) -> str:
     return "utf-8"
 
 
+def physical_lines(handle) -> Iterator[bytes]:
+    """The lines of a binary file with their ends, split where text-mode readline splits: a lone CR ends
+    a line too (rare, so pieces are split only when one is present)."""
+    for raw in handle:
+        yield from raw.splitlines(keepends=True) if b"\r" in raw else (raw,)
+
+
+class DecodedLines:
+    """Physical lines of a binary file, decoded, as csv.reader reads them; counts bytes and lines."""
+
+    def __init__(self, handle, encoding: str, path: Path):
+        self.handle, self.encoding, self.path = handle, encoding, path
+        self.position = self.lines = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in physical_lines(self.handle):
+            self.position += len(piece)
+            self.lines += 1
+            try:
+                yield piece.decode(self.encoding)
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not {self.encoding} text ({exc.reason})", path=self.path,
+                                 line=self.lines) from None
+
+
 def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding=csv_encoding(path), newline="") as handle:
-        reader = csv.DictReader(handle)
+    with open(path, "rb") as handle:  # decoded line by line, so a bad byte far into the file names its line
+        reader = csv.DictReader(DecodedLines(handle, csv_encoding(path), path))
         if reader.fieldnames is None:
             return
         for row in reader:

@@ -33,7 +33,7 @@ def input_signature(paths: list[Path]) -> list[list]:
     return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
 
 
-def generate(run_dir: str | Path, inputs: list[str], out: str | Path, *, engine: str = "local",
+def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, engine: str = "local",
              workers: int = 1, address: str | None = None, batch_size: int = 10_000, votes: bool = False,
              overwrite: bool = False, progress: Callable[[str], None] | None = None) -> GenerateSummary:
     """Label every record of `inputs` (paths or globs) with the run in `run_dir` into `out`.

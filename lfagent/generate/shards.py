@@ -15,7 +15,8 @@ from itertools import islice
 from pathlib import Path
 
 from lfagent.data.dataset import RowChecker
-from lfagent.data.readers import csv_encoding, detect_format, iter_rows, jsonl_rows, open_parquet
+from lfagent.data.readers import (DecodedLines, csv_encoding, detect_format, iter_rows, jsonl_rows,
+                                  open_binary, open_parquet, physical_lines)
 from lfagent.errors import InputError
 from lfagent.generate.stream import Batch, BatchKey, record_id
 from lfagent.task import TaskSpec
@@ -63,9 +64,9 @@ def plan_shards(task: TaskSpec, paths: list[Path], batch_size: int,
 
 
 def _plan_jsonl(path: Path, batch_size: int) -> Iterator[dict]:
-    offset = line = 0  # where the current shard starts, in bytes and lines
+    offset = line = 0  # where the current shard starts, in bytes (decompressed for .gz) and lines
     position = lines = count = 0
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         for piece in physical_lines(handle):
             position += len(piece)
             lines += 1
@@ -76,13 +77,6 @@ def _plan_jsonl(path: Path, batch_size: int) -> Iterator[dict]:
                     offset, line, count = position, lines, 0
     if count:
         yield {"count": count, "line": line, "offset": offset, "end": position}
-
-
-def physical_lines(handle) -> Iterator[bytes]:
-    """The lines of a binary file with their ends, split where text-mode readline splits: a lone CR ends
-    a line too (rare, so pieces are split only when one is present)."""
-    for raw in handle:
-        yield from raw.splitlines(keepends=True) if b"\r" in raw else (raw,)
 
 
 def _is_jsonl_record(piece: bytes) -> bool:
@@ -98,28 +92,10 @@ def _is_jsonl_record(piece: bytes) -> bool:
         return True  # a record line: its worker raises the reader's "not UTF-8" error there
 
 
-class _Cursor:
-    """Physical lines of a binary file, decoded, as csv.reader reads them; counts bytes and lines."""
-
-    def __init__(self, handle, encoding: str, path: Path):
-        self.handle, self.encoding, self.path = handle, encoding, path
-        self.position = self.lines = 0
-
-    def __iter__(self) -> Iterator[str]:
-        for piece in physical_lines(self.handle):
-            self.position += len(piece)
-            self.lines += 1
-            try:
-                yield piece.decode(self.encoding)
-            except UnicodeDecodeError as exc:
-                raise InputError(f"not {self.encoding} text ({exc.reason})", path=self.path,
-                                 line=self.lines) from None
-
-
 def _plan_csv(path: Path, batch_size: int) -> Iterator[dict]:
     encoding = csv_encoding(path)
     with open(path, "rb") as handle:
-        cursor = _Cursor(handle, encoding, path)
+        cursor = DecodedLines(handle, encoding, path)
         reader = csv.reader(cursor)  # reads exactly the lines of one record, never ahead
         header = next(reader, None)
         if header is None:
@@ -181,7 +157,8 @@ def _shard_rows(task: TaskSpec, shard: Shard, keep_rows: bool):
 
 
 def _read_bytes(path: Path, shard: Shard) -> bytes:
-    with open(path, "rb") as handle:
+    # A .gz file seeks by decompressing up to the offset: correct, but each shard pays for the ones before.
+    with open_binary(path) as handle:
         handle.seek(shard.offset)
         return handle.read(shard.end - shard.offset)
 

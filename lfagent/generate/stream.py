@@ -40,10 +40,10 @@ class Batch:
         return len(self.ids)
 
 
-def expand_inputs(patterns: Iterable[str]) -> list[Path]:
+def expand_inputs(patterns: Iterable[str | Path]) -> list[Path]:
     """Paths and globs -> sorted existing files (each pattern must match something), duplicates removed."""
     found: list[Path] = []
-    for pattern in patterns:
+    for pattern in map(str, patterns):
         matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True)) if glob.has_magic(pattern) \
             else [pattern]
         files = [Path(m) for m in matches if Path(m).is_file()]
