@@ -25,6 +25,7 @@ from lfagent.lf import ABSTAIN, LabelingFunction, text_key
 from lfagent.propose.llm_concepts import refit_concept_lf
 from lfagent.propose.mined import mine_embedding_lfs, mine_ngram_lfs
 from lfagent.scoring import select_lfs
+from lfagent.scoring.meaning import vouched_by_meaning
 
 
 class PipelineConfig(BaseModel):
@@ -55,7 +56,12 @@ class Corpus:
     unl_emb: np.ndarray | None = None
     seed_rows: list[dict] | None = None
     unl_rows: list[dict] | None = None
+    # For vouching by meaning (lfagent/scoring/meaning.py): one embedding per class (name: description),
+    # set only when every class has a description, and the sentence embedder for keywords.
+    class_emb: np.ndarray | None = None
+    embed: Callable[[list[str]], np.ndarray] | None = field(default=None, repr=False, compare=False)
     _key_rows: dict[str, list[int]] | None = field(default=None, repr=False, compare=False)
+    _terms: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def k(self) -> int:
@@ -69,6 +75,11 @@ class Corpus:
                 self._key_rows.setdefault(text_key(text), []).append(i)
         return [i for key in keys for i in self._key_rows.get(key, ())]
 
+    def term_embedding(self, term: str) -> np.ndarray:
+        if term not in self._terms:
+            self._terms[term] = self.embed([term])[0]
+        return self._terms[term]
+
 
 @dataclass
 class FittedModel:
@@ -81,6 +92,7 @@ class FittedModel:
     multi_label: bool
     dropped: dict[str, str] = field(default_factory=dict)
     candidates: list[LabelingFunction] = field(default_factory=list)
+    vouched: set[str] = field(default_factory=set)  # LFs the meaning check let past too few seed votes
 
     combine: str = "product"
 
@@ -168,23 +180,42 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     votes = votes or VoteCache(corpus)
     L_seed, L_unl = votes.matrices(candidates)
     y = corpus.seed_y[train]
+    prior = class_prior(y, corpus.k, corpus.multi_label)
+    vouched = vouched_lfs(candidates, L_unl, corpus, prior)
     selection = select_lfs(L_seed[train], y, L_unl, cardinality=corpus.k, names=[lf.name for lf in candidates],
                            lf_labels=[_label_index(lf, corpus.class_names) for lf in candidates],
-                           min_votes=config.min_votes)
+                           min_votes=config.min_votes, vouched=vouched)
     dropped = dict(selection.dropped)
     failed = {lf.name: votes.errors[lf.fingerprint] for lf in candidates if lf.fingerprint in votes.errors}
     dropped.update({name: f"sandbox: {why}" for name, why in failed.items()})
     chosen = set(selection.kept) | {name for name, pin in pins.items() if pin == "keep"}
     keep = [j for j, lf in enumerate(candidates) if lf.name in chosen and lf.name not in failed]
     kept = [candidates[j] for j in keep]
-    prior = class_prior(y, corpus.k, corpus.multi_label)
     model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
     fallback = None
     if config.fallback == "embedding" and corpus.seed_emb is not None:
         fallback = fit_fallback(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
+    thin = {s.name for s in selection.stats if s.seed_votes < config.min_votes}
     return FittedModel(lfs=kept, label_model=model, fallback=fallback, prior=prior,
                        multi_label=corpus.multi_label, dropped=dropped, candidates=candidates,
-                       combine=config.combine)
+                       combine=config.combine, vouched=vouched & thin)
+
+
+def vouched_lfs(candidates: list[LabelingFunction], L_unl: np.ndarray, corpus: Corpus,
+                prior: np.ndarray) -> set[str]:
+    """LLM keyword LFs whose keywords and matched records mean their class (see scoring/meaning.py)."""
+    if corpus.class_emb is None or corpus.embed is None or corpus.unl_emb is None or corpus.multi_label:
+        return set()
+    vouched = set()
+    for j, lf in enumerate(candidates):
+        if lf.provenance.source != "llm:keywords" or lf.label not in corpus.class_names:
+            continue
+        c = corpus.class_names.index(lf.label)
+        matched = corpus.unl_emb[L_unl[:, j] == c]
+        if vouched_by_meaning(corpus.term_embedding(" ".join(lf.keywords)), matched, corpus.class_emb, c,
+                              float(prior[c]), len(L_unl)):
+            vouched.add(lf.name)
+    return vouched
 
 
 def fit_label_model(L_unl, L_dev, y_dev, corpus: Corpus, config: PipelineConfig):

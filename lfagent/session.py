@@ -54,7 +54,7 @@ class Session:
 
     # -- data
     def _build_corpus(self) -> Corpus:
-        seed_emb = unl_emb = None
+        seed_emb = unl_emb = class_emb = embed = None
         if self._embed:
             from lfagent.embed import Embedder
 
@@ -62,10 +62,13 @@ class Session:
             embedder = Embedder(default_cache_dir() / "embeddings.sqlite")
             seed_emb = embedder.encode(self.seeds.texts)
             unl_emb = embedder.encode(self.unlabeled.texts)
-            self.embedder = embedder
+            self.embedder, embed = embedder, embedder.encode
+            if all(c.description.strip() for c in self.task.classes):  # vouching by meaning needs them all
+                class_emb = embedder.encode([f"{c.name}: {c.description}" for c in self.task.classes])
         return Corpus(class_names=self.task.class_names, multi_label=self.task.multi_label,
                       seed_texts=self.seeds.texts, seed_y=self.seeds.y, unl_texts=self.unlabeled.texts,
-                      seed_emb=seed_emb, unl_emb=unl_emb, seed_rows=self.seeds.rows, unl_rows=self.unlabeled.rows)
+                      seed_emb=seed_emb, unl_emb=unl_emb, seed_rows=self.seeds.rows, unl_rows=self.unlabeled.rows,
+                      class_emb=class_emb, embed=embed)
 
     def _pool_for(self, lfs: list[LabelingFunction]):
         from lfagent.apply import is_trusted
@@ -246,7 +249,10 @@ class Session:
             if not self.store.has_lf(lf.name):
                 self.store.put_lf(lf, status="candidate")
             status = "kept" if lf.name in kept else "dropped"
-            self.store.set_lf_status(lf.name, status, self.result.final.dropped.get(lf.name))
+            reason = self.result.final.dropped.get(lf.name)
+            if status == "kept" and lf.name in self.result.final.vouched:
+                reason = "vouched for by meaning: too few seed votes to judge; its keyword and matches mean its class"
+            self.store.set_lf_status(lf.name, status, reason)
         screened = self.store.get_meta("screened_out", {})
         for name, pin in self._pins().items():
             if pin == "drop":

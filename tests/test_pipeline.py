@@ -189,3 +189,54 @@ def test_llm_lfs_abstain_on_the_seeds_their_prompt_showed():
     assert L_seed[:, 0].tolist() == [-1, -1, 1, 1]
     assert L_seed[:, 1].tolist() == [1, -1, 1, 1]
     assert L_unl[:, 0].tolist() == [1, -1]  # on unlabeled records it votes as written
+
+
+TREC_CLASSES = {"LOC": "asks for a place", "ABBR": "asks for an abbreviation or what one stands for",
+                "HUM": "asks for a person or group", "NUM": "asks for a number, date, count or amount"}
+
+
+def test_vouching_by_meaning_with_the_real_embedder():
+    from lfagent.embed import Embedder
+    from lfagent.scoring.meaning import vouched_by_meaning
+
+    embed = Embedder().encode
+    names = list(TREC_CLASSES)
+    class_emb = embed([f"{c}: {d}" for c, d in TREC_CLASSES.items()])
+    where = ["Where is the Eiffel Tower?", "Where was Mozart born?", "Where do penguins live?"]
+    assert vouched_by_meaning(embed(["where"])[0], embed(where), class_emb, names.index("LOC"), 0.25, 12)
+    # A word the LLM copied from an ABBR question that means nothing of the kind, on ordinary questions.
+    questions = ["What is the tallest mountain?", "Who is the president of France?",
+                 "How many legs does a spider have?"]
+    assert not vouched_by_meaning(embed(["is"])[0], embed(questions), class_emb, names.index("ABBR"), 0.25, 12)
+    # The right meaning but too many matches for the class's share, or too few matches to judge.
+    assert not vouched_by_meaning(embed(["where"])[0], embed(where), class_emb, names.index("LOC"), 0.1, 12)
+    assert not vouched_by_meaning(embed(["where"])[0], embed(where[:2]), class_emb, names.index("LOC"), 0.25, 12)
+
+
+def test_an_llm_keyword_with_thin_seed_evidence_is_kept_only_when_vouched_for():
+    from lfagent.embed import Embedder
+    from lfagent.lf import LabelingFunction, Provenance, text_key
+    from lfagent.pipeline import fit_once
+
+    embed = Embedder().encode
+    seeds = (["Where is Berlin?", "What city hosts the Louvre?", "In what country is Lima?"]
+             + ["What does NASA stand for?", "What is the abbreviation for kilogram?"]
+             + [f"Who wrote book number {i}?" for i in range(6)]
+             + [f"How many people live in town {i}?" for i in range(6)])
+    y = np.array([0] * 3 + [1] * 2 + [2] * 6 + [3] * 6)
+    unl = (["Where is the Eiffel Tower?", "Where was Mozart born?", "Where do penguins live?", "Where is Lima?"]
+           + [f"Who painted picture {i}?" for i in range(8)]
+           + [f"How many moons does planet {i} have?" for i in range(8)])
+    kw = LabelingFunction(name="llm_kw_loc_where", kind="keywords", label="LOC", keywords=["where"],
+                          provenance=Provenance(source="llm:keywords", round=1, shown=[text_key(seeds[0])]))
+    corpus = Corpus(class_names=list(TREC_CLASSES), multi_label=False, seed_texts=seeds, seed_y=y,
+                    unl_texts=unl, seed_emb=embed(seeds), unl_emb=embed(unl), embed=embed)
+    config = PipelineConfig(mine_ngrams=False, mine_embeddings=False)
+    everything = np.arange(len(seeds))
+    unvouched = fit_once(corpus, everything, config, extra=[kw])
+    assert unvouched.lfs == [] and unvouched.dropped[kw.name] == "no seed votes (needs >= 3)"
+    corpus.class_emb = embed([f"{c}: {d}" for c, d in TREC_CLASSES.items()])
+    vouched = fit_once(corpus, everything, config, extra=[kw])
+    assert [lf.name for lf in vouched.lfs] == [kw.name] and vouched.vouched == {kw.name}
+    mined = kw.model_copy(update={"name": "kw_loc_where", "provenance": Provenance(source="mined:ngram")})
+    assert fit_once(corpus, everything, config, extra=[mined]).lfs == []  # only the LLM's keywords are vouched for

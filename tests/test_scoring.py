@@ -220,6 +220,22 @@ def test_select_keeps_good_drops_random_with_reasons():
     assert again.model_dump() == sel.model_dump()
 
 
+def test_vouching_stands_in_for_thin_seed_evidence_only():
+    y = np.array([0, 1] * 20)
+    L_unl = np.column_stack([np.where(np.arange(60) % 4 == j, 1, -1) for j in range(4)])  # disjoint votes
+    L_seed = np.full((40, 4), -1)
+    L_seed[1, 0] = 1                                 # thin: one right vote
+    L_seed[[1, 0], 1] = 1                            # thin: one right, one wrong
+    L_seed[[0, 2], 2] = 1                            # thin and all wrong
+    L_seed[[0, 2, 4, 1], 3] = 1                      # enough votes: the seeds decide (1 of 4 right)
+    names = ["one_right", "half", "all_wrong", "judged"]
+    assert select_lfs(L_seed, y, L_unl, cardinality=2, names=names).kept == []
+    sel = select_lfs(L_seed, y, L_unl, cardinality=2, names=names, vouched=set(names))
+    assert sel.kept == ["one_right", "half"]
+    assert sel.dropped["all_wrong"] == "only 2 seed votes (needs >= 3)"
+    assert "not above 1/2" in sel.dropped["judged"]
+
+
 def test_select_drops_lf_whose_votes_are_all_cast_already():
     L_seed, y_seed, L_unl, names = planted()
     subset = np.where(np.arange(len(L_unl)) % 2 == 0, L_unl[:, 0], -1)

@@ -1,7 +1,8 @@
 """Choosing which LFs reach the label model, with a readable reason for every LF left out.
 
 An LF is kept when, in this order:
-1. it votes on at least `min_votes` seeds;
+1. it votes on at least `min_votes` seeds, or it is `vouched` for by meaning (an LLM keyword LF, see
+   meaning.py) and its fewer votes are not mostly wrong: vouching stands in for missing evidence only;
 2. the lower bound of its seed-accuracy interval beats chance for the classes it votes, and its seed
    accuracy is above 1/k (below that, a label model reads its votes as no support for its class: an LF
    voting a 2% class right 10% of the time "beats chance" yet only adds noise);
@@ -38,7 +39,7 @@ class Selection(BaseModel):
 
 def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None, min_votes: int = 3,
                redundancy: float = 0.9, gain_fn: GainFn | None = None,
-               min_gain: float = 1e-6) -> Selection:
+               min_gain: float = 1e-6, vouched: set[str] | frozenset[str] = frozenset()) -> Selection:
     """Keep the LFs that beat chance on the seeds, are not duplicates, and add to the label model.
 
     Deterministic and independent of column order: ties break on coverage, then name length, then name.
@@ -48,7 +49,8 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
     stats = lf_stats(L_seed, y_seed, L_unl, cardinality=cardinality, names=names, lf_labels=lf_labels)
     L_seed = check_label_matrix(L_seed, cardinality, what="L_seed")
     L_unl = check_label_matrix(L_unl, cardinality, what="L_unl")
-    dropped = {s.name: reason for s in stats if (reason := screening_reason(s, min_votes, cardinality))}
+    dropped = {s.name: reason for s in stats
+               if (reason := screening_reason(s, min_votes, cardinality, vouched=s.name in vouched))}
     survivors = [s for s in stats if s.name not in dropped]
     index = {s.name: j for j, s in enumerate(stats)}
 
@@ -75,8 +77,10 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
                      stats=stats, gain=gain)
 
 
-def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2) -> str | None:
+def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2, vouched: bool = False) -> str | None:
     """Why an LF fails the seed checks (too few votes, no better than chance), or None if it passes."""
+    if vouched and stat.seed_votes < min_votes and stat.seed_incorrect <= stat.seed_correct:
+        return None
     if stat.seed_votes == 0:
         return f"no seed votes (needs >= {min_votes})"
     if stat.seed_votes < min_votes:
