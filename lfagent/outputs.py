@@ -59,10 +59,13 @@ def _write_lf_tables(run_dir: Path, task: TaskSpec, result: PipelineResult) -> N
     table = format_table(lf_summary_table(kept_stats, task.class_names)) if kept_stats else "(no LFs kept)\n"
     header = (f"Kept LFs for task {task.name}: seed figures are on the seeds used for selection;\n"
               f"see metrics.json for cross-fitted (honest) figures.\n\n")
-    (run_dir / "lfs.txt").write_text(header + table + "\n", encoding="utf-8")
+    vouched = [n for n in kept_names if n in final.vouched]
+    footer = ("\nVouched for by meaning (too few seed votes to judge; keyword and matched records mean the "
+              f"class): {', '.join(vouched)}\n" if vouched else "")
+    (run_dir / "lfs.txt").write_text(header + table + "\n" + footer, encoding="utf-8")
     write_json_atomic(run_dir / "candidates.json", [
         {"name": lf.name, "kind": lf.kind, "label": lf.label, "summary": lf.summary(),
          "source": lf.provenance.source, "kept": lf.name in set(kept_names),
-         "reason": final.dropped.get(lf.name),
+         "reason": final.reason(lf.name),
          "stats": by_name[lf.name].model_dump(mode="json") if lf.name in by_name else None}
         for lf in candidates])

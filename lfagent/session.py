@@ -249,10 +249,7 @@ class Session:
             if not self.store.has_lf(lf.name):
                 self.store.put_lf(lf, status="candidate")
             status = "kept" if lf.name in kept else "dropped"
-            reason = self.result.final.dropped.get(lf.name)
-            if status == "kept" and lf.name in self.result.final.vouched:
-                reason = "vouched for by meaning: too few seed votes to judge; its keyword and matches mean its class"
-            self.store.set_lf_status(lf.name, status, reason)
+            self.store.set_lf_status(lf.name, status, self.result.final.reason(lf.name))
         screened = self.store.get_meta("screened_out", {})
         for name, pin in self._pins().items():
             if pin == "drop":

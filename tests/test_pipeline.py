@@ -238,5 +238,6 @@ def test_an_llm_keyword_with_thin_seed_evidence_is_kept_only_when_vouched_for():
     corpus.class_emb = embed([f"{c}: {d}" for c, d in TREC_CLASSES.items()])
     vouched = fit_once(corpus, everything, config, extra=[kw])
     assert [lf.name for lf in vouched.lfs] == [kw.name] and vouched.vouched == {kw.name}
+    assert vouched.reason(kw.name).startswith("vouched for by meaning") and unvouched.reason(kw.name).startswith("no")
     mined = kw.model_copy(update={"name": "kw_loc_where", "provenance": Provenance(source="mined:ngram")})
     assert fit_once(corpus, everything, config, extra=[mined]).lfs == []  # only the LLM's keywords are vouched for
