@@ -5,7 +5,6 @@ from typing import Callable, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel
-from scipy.optimize import minimize_scalar
 
 from lfagent.aggregate.label_matrix import LabelMatrixError, check_labels, check_probabilities
 
@@ -29,6 +28,8 @@ class TemperatureScaler:
         self.temperature = 1.0
 
     def fit(self, probs, y) -> "TemperatureScaler":
+        from scipy.optimize import minimize_scalar  # here, not at import: scipy.optimize costs ~0.4 s
+
         probs, y = _checked(probs, y)
         logp = np.log(np.clip(probs, _EPS, 1.0))
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from lfagent.aggregate.label_matrix import one_hot_votes, unique_rows
 
@@ -88,6 +87,8 @@ def _loss_and_grad(mu, O, mask, prior, mu_init, l2):
 
 def _best_class_permutation(mu: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """Among column permutations within equal-prior classes, the one with the most accurate LFs."""
+    from scipy.optimize import linear_sum_assignment  # here, not at import: scipy.optimize costs ~0.4 s
+
     k = prior.shape[0]
     per_class = mu.reshape(-1, k, k).sum(axis=0) * prior[None, :]  # [vote, class]
     Z = np.zeros((k, k))
