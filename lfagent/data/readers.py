@@ -30,7 +30,7 @@ def detect_format(path: Path) -> str:
         return "parquet"
     if suffixes.endswith(".json"):
         return "wrench" if _looks_like_wrench(path) else "jsonl"
-    raise InputError("unknown file type; use .jsonl, .csv, .parquet or WRENCH .json", path=path)
+    raise InputError("unknown file type; use .jsonl (or .jsonl.gz), .csv, .parquet or WRENCH .json", path=path)
 
 
 def _looks_like_wrench(path: Path) -> bool:
