@@ -98,6 +98,23 @@ def test_timeout_is_retried_then_succeeds(server):
     assert server.chat_count == 2
 
 
+def test_ctrl_c_reaches_a_call_waiting_on_a_slow_server(server):
+    import signal
+    import threading
+    import time
+
+    # The kernel may hand SIGINT to any thread; here it goes to a helper thread, never to the waiting one.
+    server.push(Reply("too late", delay=20.0))
+    timer = threading.Timer(1.0, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGINT))
+    with client_for(server, timeout=30.0) as llm:
+        started = time.monotonic()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            llm.chat(ask("hi"))
+        assert time.monotonic() - started < 5, "Ctrl-C waited for the LLM to answer"
+        timer.join()
+
+
 def test_retry_after_header_sets_the_wait(server):
     server.push(Fault("429", retry_after=0.05), Fault("500"), "ok")
     with client_for(server, retry=RetryPolicy(max_attempts=3, backoff_base=0.02)) as llm:

@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from typing import Any, Callable, Coroutine, Literal, Sequence, TypeVar
 
 from pydantic import BaseModel, Field
@@ -115,6 +115,22 @@ class _LoopThread:
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the loop and wait for it, staying responsive to Ctrl-C.
+
+        The kernel may hand SIGINT to any thread; Python raises KeyboardInterrupt in the main thread only
+        when that thread next runs bytecode. A plain `Future.result()` would sleep until the LLM answers
+        (minutes, for a slow model), so the wait is cut into short slices; on Ctrl-C the call is cancelled.
+        """
+        future = self.submit(coro)
+        try:
+            while not future.done():
+                wait([future], timeout=0.2)
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
+        return future.result()
+
     def stop(self) -> None:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
@@ -177,7 +193,7 @@ class LLM(ABC):
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Blocking `achat`."""
-        return self._ensure_runner().submit(self._achat_in_loop(request)).result()
+        return self._ensure_runner().run(self._achat_in_loop(request))
 
     async def achat_many(self, requests: Sequence[ChatRequest]) -> list[ChatResponse | LLMFailure]:
         runner = self._ensure_runner()
@@ -190,7 +206,7 @@ class LLM(ABC):
         `LLMFailure` in its place; a misconfigured backend (bad key, unknown model) raises
         `LLMError` since every request would fail the same way.
         """
-        return self._ensure_runner().submit(self._achat_many_in_loop(list(requests))).result()
+        return self._ensure_runner().run(self._achat_many_in_loop(list(requests)))
 
     def close(self) -> None:
         """Release the client and the private loop (and a local model server, if any)."""
