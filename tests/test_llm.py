@@ -106,13 +106,17 @@ def test_ctrl_c_reaches_a_call_waiting_on_a_slow_server(server):
     # The kernel may hand SIGINT to any thread; here it goes to a helper thread, never to the waiting one.
     server.push(Reply("too late", delay=20.0))
     timer = threading.Timer(1.0, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGINT))
-    with client_for(server, timeout=30.0) as llm:
-        started = time.monotonic()
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            llm.chat(ask("hi"))
-        assert time.monotonic() - started < 5, "Ctrl-C waited for the LLM to answer"
-        timer.join()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
+    try:
+        with client_for(server, timeout=30.0) as llm:
+            started = time.monotonic()
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                llm.chat(ask("hi"))
+            assert time.monotonic() - started < 5, "Ctrl-C waited for the LLM to answer"
+            timer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_retry_after_header_sets_the_wait(server):

@@ -109,8 +109,14 @@ class Repl:
         return 1 if self.failures else 0
 
     def run_interactive(self, history_path: Path) -> int:
+        import signal
+
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import FileHistory
+
+        # Ctrl-C must interrupt a command even when lfagent was started with SIGINT ignored (a background
+        # job of a non-interactive shell inherits SIG_IGN, and Python then installs no handler).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         prompt = PromptSession(history=FileHistory(str(history_path)), completer=ReplCompleter(self.shell),
                                complete_while_typing=False)
