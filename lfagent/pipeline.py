@@ -187,10 +187,9 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     L_seed, L_unl = votes.matrices(candidates)
     y = corpus.seed_y[train]
     prior = class_prior(y, corpus.k, corpus.multi_label)
-    vouched = vouched_lfs(candidates, L_unl, corpus, prior)
     selection = select_lfs(L_seed[train], y, L_unl, cardinality=corpus.k, names=[lf.name for lf in candidates],
                            lf_labels=[_label_index(lf, corpus.class_names) for lf in candidates],
-                           min_votes=config.min_votes, vouched=vouched)
+                           min_votes=config.min_votes, vouched=vouched_lfs(candidates, L_unl, corpus, prior))
     dropped = dict(selection.dropped)
     failed = {lf.name: votes.errors[lf.fingerprint] for lf in candidates if lf.fingerprint in votes.errors}
     dropped.update({name: f"sandbox: {why}" for name, why in failed.items()})
@@ -201,10 +200,9 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     fallback = None
     if config.fallback == "embedding" and corpus.seed_emb is not None:
         fallback = fit_fallback(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
-    thin = {s.name for s in selection.stats if s.seed_votes < config.min_votes}
     return FittedModel(lfs=kept, label_model=model, fallback=fallback, prior=prior,
                        multi_label=corpus.multi_label, dropped=dropped, candidates=candidates,
-                       combine=config.combine, vouched=vouched & thin)
+                       combine=config.combine, vouched=set(selection.on_meaning))
 
 
 def vouched_lfs(candidates: list[LabelingFunction], L_unl: np.ndarray, corpus: Corpus,

@@ -232,6 +232,7 @@ def test_vouching_stands_in_for_thin_seed_evidence_only():
     assert select_lfs(L_seed, y, L_unl, cardinality=2, names=names).kept == []
     sel = select_lfs(L_seed, y, L_unl, cardinality=2, names=names, vouched=set(names))
     assert sel.kept == ["one_right", "half"]
+    assert sel.on_meaning == ["one_right", "half"]  # "judged" is vouched too, but the seeds decide it
     assert sel.dropped["all_wrong"] == "only 2 seed votes (needs >= 3)"
     assert "not above 1/2" in sel.dropped["judged"]
 

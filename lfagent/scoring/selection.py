@@ -35,6 +35,7 @@ class Selection(BaseModel):
     dropped: dict[str, str]
     stats: list[LFStats]
     gain: float | None = None  # gain_fn(kept_indices) at the end, when gain_fn was given
+    on_meaning: list[str] = []  # passed the seed checks only because they were vouched for by meaning
 
 
 def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None, min_votes: int = 3,
@@ -51,6 +52,7 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
     L_unl = check_label_matrix(L_unl, cardinality, what="L_unl")
     dropped = {s.name: reason for s in stats
                if (reason := screening_reason(s, min_votes, cardinality, vouched=s.name in vouched))}
+    on_meaning = [s.name for s in stats if s.name in vouched and _stands_in(s, min_votes)]
     survivors = [s for s in stats if s.name not in dropped]
     index = {s.name: j for j, s in enumerate(stats)}
 
@@ -74,12 +76,12 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
     kept_indices = sorted(kept)
     return Selection(kept=[stats[j].name for j in kept_indices], kept_indices=kept_indices,
                      dropped={s.name: dropped[s.name] for s in stats if s.name in dropped},
-                     stats=stats, gain=gain)
+                     stats=stats, gain=gain, on_meaning=on_meaning)
 
 
 def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2, vouched: bool = False) -> str | None:
     """Why an LF fails the seed checks (too few votes, no better than chance), or None if it passes."""
-    if vouched and stat.seed_votes < min_votes and stat.seed_incorrect <= stat.seed_correct:
+    if vouched and _stands_in(stat, min_votes):
         return None
     if stat.seed_votes == 0:
         return f"no seed votes (needs >= {min_votes})"
@@ -92,6 +94,11 @@ def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2, vouche
         return (f"seed accuracy {stat.seed_accuracy:.2f} [{stat.ci_low:.2f}, {stat.ci_high:.2f}]: "
                 f"lower bound {stat.ci_low:.2f} does not beat chance {stat.chance:.2f}")
     return None
+
+
+def _stands_in(stat: LFStats, min_votes: int) -> bool:
+    """Vouching stands in for seed evidence only when it is too thin to judge and not mostly wrong."""
+    return stat.seed_votes < min_votes and stat.seed_incorrect <= stat.seed_correct
 
 
 def _forward_by_new_votes(L: np.ndarray, order: list[int], cardinality: int) -> set[int]:
