@@ -124,9 +124,12 @@ def _propose_round(session, round_: int, settings: LoopSettings):
     if round_ == 1:
         session.write_guideline()
     report = ProposalReport()
-    report.merge(session.propose(settings.code_per_class, kind="code"))
-    if report.budget_spent:
-        return report
+    if round_ == 1 or _kept_any(session, "llm:code", before=round_):
+        report.merge(session.propose(settings.code_per_class, kind="code"))
+        if report.budget_spent:
+            return report
+    else:  # spend the calls where proposals survive (keywords come next)
+        session.say(f"round {round_}: no LLM code LF has been kept so far; asking for keywords only")
     report.merge(session.propose(settings.keyword_examples, kind="keywords"))
     if round_ == settings.concepts_in_round and not report.budget_spent:
         report.merge(session.propose(1, kind="concepts"))
@@ -135,6 +138,12 @@ def _propose_round(session, round_: int, settings: LoopSettings):
         report.merge(session.refine(target))
         session.store.set_meta(f"refined:{target}", True)  # after the call: a resumed round asks again
     return report
+
+
+def _kept_any(session, source: str, *, before: int) -> bool:
+    """Whether an LF from `source` proposed before round `before` is kept now."""
+    return any(status == "kept" and lf.provenance.source.startswith(source) and (lf.provenance.round or 0) < before
+               for lf, status, *_ in session.store.lfs())
 
 
 def _refinement_target(session) -> str | None:

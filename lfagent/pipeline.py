@@ -189,7 +189,8 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     prior = class_prior(y, corpus.k, corpus.multi_label)
     selection = select_lfs(L_seed[train], y, L_unl, cardinality=corpus.k, names=[lf.name for lf in candidates],
                            lf_labels=[_label_index(lf, corpus.class_names) for lf in candidates],
-                           min_votes=config.min_votes, vouched=vouched_lfs(candidates, L_unl, corpus, prior))
+                           min_votes=config.min_votes, vouched=vouched_lfs(candidates, L_unl, corpus, prior),
+                           keywords={lf.name for lf in candidates if lf.provenance.source == "llm:keywords"})
     dropped = dict(selection.dropped)
     failed = {lf.name: votes.errors[lf.fingerprint] for lf in candidates if lf.fingerprint in votes.errors}
     dropped.update({name: f"sandbox: {why}" for name, why in failed.items()})

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lfagent.crossfit import PipelineResult, run_pipeline
+from lfagent.crossfit import Metrics, PipelineResult, run_pipeline
 from lfagent.data.dataset import Records, load_records, load_seeds, load_unlabeled
 from lfagent.errors import InputError
 from lfagent.lf import LabelingFunction
@@ -237,7 +237,7 @@ class Session:
         return report
 
     # -- fitting
-    def fit(self) -> "Metrics":
+    def fit(self) -> Metrics:
         self.result = run_pipeline(self.corpus, self.config, extra=self.external_lfs(), pins=self._pins(),
                                    votes=self.votes, progress=self.say)
         self._record_lfs()

@@ -100,6 +100,15 @@ def test_copied_keywords_must_occur_in_their_text():
     assert rejected == ["keyword 'free iPhone': not in the text it was copied from"]
 
 
+def test_copied_keywords_of_only_common_words_are_rejected():
+    lfs, rejected = parse_keyword_reply('["it is", "to", "check out my", "stand for"]', class_names=CLASSES,
+                                        round_=1, model="m", target="SPAM",
+                                        source_text="it is to check out my stand for you")
+    assert [lf.keywords[0] for lf in lfs] == ["check out my", "stand for"]
+    assert [r.split(":")[0] for r in rejected] == ["keyword 'it is'", "keyword 'to'"]
+    assert all("only common words" in r for r in rejected)
+
+
 def test_extract_json_finds_object_after_prose():
     assert extract_json('Here you go: {"a": [1, 2]} hope it helps') == {"a": [1, 2]}
 

@@ -237,6 +237,35 @@ def test_vouching_stands_in_for_thin_seed_evidence_only():
     assert "not above 1/2" in sel.dropped["judged"]
 
 
+def test_an_llm_keyword_must_reach_the_mined_keyword_bar():
+    # A 20% class; the LF votes it on 8 seeds, 5 right: beats chance, yet its smoothed precision
+    # (5 + 2 * 0.2) / (8 + 2) = 0.54 is below the miner's 0.6, so as a keyword it is dropped.
+    y = np.array([1] * 20 + [0] * 80)
+    L_seed = np.full((100, 2), -1)
+    L_seed[[0, 1, 2, 3, 4, 20, 21, 22], 0] = 1
+    L_seed[[5, 6, 7, 8, 9, 10, 11, 23], 1] = 1   # 7 of 8 right: (7 + 0.4) / 10 = 0.74 passes
+    L_unl = np.column_stack([np.where(np.arange(40) % 2 == j, 1, -1) for j in range(2)])
+    names = ["weak", "strong"]
+    assert select_lfs(L_seed, y, L_unl, cardinality=2, names=names).kept == ["weak", "strong"]
+    sel = select_lfs(L_seed, y, L_unl, cardinality=2, names=names, keywords={"weak", "strong"})
+    assert sel.kept == ["strong"]
+    assert sel.dropped["weak"] == ("smoothed seed precision 0.54 (5 of 8) is below 0.60, the bar a mined "
+                                   "keyword must reach")
+
+
+def test_vouching_needs_the_class_to_stand_clearly_nearest():
+    from lfagent.scoring.meaning import vouched_by_meaning
+
+    class_emb = np.eye(3)
+    near = np.array([0.6, 0.55, 0.0])              # nearest class 0, but only by 0.05
+    clear = np.array([0.7, 0.3, 0.1])              # nearest by 0.4
+    records = np.tile([0.5, 0.4, 0.1], (5, 1))     # nearest by 0.1
+    assert not vouched_by_meaning(near, records, class_emb, 0, prior=0.5, n_records=10)
+    assert vouched_by_meaning(clear, records, class_emb, 0, prior=0.5, n_records=10)
+    assert not vouched_by_meaning(clear, np.tile([0.5, 0.47, 0.1], (5, 1)), class_emb, 0, prior=0.5, n_records=10)
+    assert not vouched_by_meaning(clear, records, class_emb, 1, prior=0.5, n_records=10)
+
+
 def test_select_drops_lf_whose_votes_are_all_cast_already():
     L_seed, y_seed, L_unl, names = planted()
     subset = np.where(np.arange(len(L_unl)) % 2 == 0, L_unl[:, 0], -1)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from lfagent.lf import LabelingFunction, Provenance
 from lfagent.llm.base import ChatMessage, ChatRequest
+from lfagent.propose.mined import STOPWORDS, tokens
 from lfagent.propose.parse import ProposalRejected, extract_json
 from lfagent.propose.prompting import PromptContext, clip, render, system_prompt
 
@@ -90,4 +91,6 @@ def _keyword_problem(keyword: str, source_text: str | None = None) -> str | None
         return "no letters or digits"
     if len(keyword) < 2:
         return "too short"
+    if all(word in STOPWORDS for word in tokens(keyword) if word.isalnum()):
+        return "only common words: it would match most texts (the miner skips these too)"
     return None

@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from lfagent.lf import LabelingFunction, Provenance
+from lfagent.scoring.intervals import keyword_bar, smoothed_precision
 
 TOKEN = re.compile(r"[a-z0-9']+|[^\sa-z0-9]")
 STOPWORDS = frozenset(
@@ -74,9 +75,10 @@ def mine_ngram_lfs(seed_texts: list[str], seed_y: np.ndarray, class_names: list[
             continue
         if unl_count is not None and unl_count[gram] < min_unlabeled_count:
             continue
-        precision = (vec + smoothing * prior) / (total + smoothing)
+        precision = smoothed_precision(vec, total, prior, smoothing)
+        bar = keyword_bar(prior, min_precision)
         for c in range(k):
-            if precision[c] >= max(min_precision, prior[c] + 0.1):
+            if precision[c] >= bar[c]:
                 support = np.log1p(unl_count[gram] if unl_count is not None else total)
                 scored[c].append((precision[c] * support, gram, float(precision[c])))
     return _ngram_lfs(scored, class_names, per_class, max_n)

@@ -1,4 +1,4 @@
-"""Wilson score intervals for a binomial proportion (LF accuracy on a few seed votes)."""
+"""Estimates of a rate from a few seed votes: Wilson intervals and prior-smoothed precision."""
 from __future__ import annotations
 
 import numpy as np
@@ -33,3 +33,14 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
         raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
     low, high = wilson_intervals(successes, n, z)
     return float(low), float(high)
+
+
+def smoothed_precision(hits_c, hits, prior_c, smoothing: float = 2.0):
+    """(hits_c + s * prior_c) / (hits + s): a precision from few votes, shrunk toward the class prior."""
+    return (np.asarray(hits_c, dtype=np.float64) + smoothing * np.asarray(prior_c)) / (np.asarray(hits) + smoothing)
+
+
+def keyword_bar(prior_c, min_precision: float = 0.6):
+    """The smoothed precision a keyword must reach to count as a cue for its class: 0.6, and 0.1 above
+    the class's prior (a cue for a 90% class must do better than saying it always)."""
+    return np.maximum(min_precision, np.asarray(prior_c) + 0.1)

@@ -5,7 +5,9 @@ An LF is kept when, in this order:
    meaning.py) and its fewer votes are not mostly wrong: vouching stands in for missing evidence only;
 2. the lower bound of its seed-accuracy interval beats chance for the classes it votes, and its seed
    accuracy is above 1/k (below that, a label model reads its votes as no support for its class: an LF
-   voting a 2% class right 10% of the time "beats chance" yet only adds noise);
+   voting a 2% class right 10% of the time "beats chance" yet only adds noise); an LF in `keywords`
+   (an LLM's keyword) must also reach the bar a mined keyword must reach (intervals.keyword_bar), so a
+   word the miner rejects does not come back through the LLM;
 3. it is not a near-duplicate of a better LF (redundancy graph);
 4. it adds to the label model. LFs are tried best first (highest ci_low). With `gain_fn`, an LF
    adds when it covers an unlabeled row no kept LF covers, or raises gain_fn(kept indices) by more
@@ -20,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from lfagent.scoring.checks import check_label_matrix, check_seed_labels
+from lfagent.scoring.intervals import keyword_bar, smoothed_precision
 from lfagent.scoring.redundancy import quality_order, redundancy_graph, redundant_with
 from lfagent.scoring.stats import LFStats, class_truth, lf_stats
 
@@ -40,7 +43,8 @@ class Selection(BaseModel):
 
 def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None, min_votes: int = 3,
                redundancy: float = 0.9, gain_fn: GainFn | None = None,
-               min_gain: float = 1e-6, vouched: set[str] | frozenset[str] = frozenset()) -> Selection:
+               min_gain: float = 1e-6, vouched: set[str] | frozenset[str] = frozenset(),
+               keywords: set[str] | frozenset[str] = frozenset()) -> Selection:
     """Keep the LFs that beat chance on the seeds, are not duplicates, and add to the label model.
 
     Deterministic and independent of column order: ties break on coverage, then name length, then name.
@@ -51,7 +55,8 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
     L_seed = check_label_matrix(L_seed, cardinality, what="L_seed")
     L_unl = check_label_matrix(L_unl, cardinality, what="L_unl")
     dropped = {s.name: reason for s in stats
-               if (reason := screening_reason(s, min_votes, cardinality, vouched=s.name in vouched))}
+               if (reason := screening_reason(s, min_votes, cardinality, vouched=s.name in vouched,
+                                              keyword=s.name in keywords))}
     on_meaning = [s.name for s in stats if s.name in vouched and _stands_in(s, min_votes)]
     survivors = [s for s in stats if s.name not in dropped]
     index = {s.name: j for j, s in enumerate(stats)}
@@ -79,8 +84,12 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
                      stats=stats, gain=gain, on_meaning=on_meaning)
 
 
-def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2, vouched: bool = False) -> str | None:
-    """Why an LF fails the seed checks (too few votes, no better than chance), or None if it passes."""
+def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2, vouched: bool = False,
+                     keyword: bool = False) -> str | None:
+    """Why an LF fails the seed checks (too few votes, no better than chance), or None if it passes.
+
+    `keyword`: it is held to the mined keywords' bar too (its class prior is its `chance`).
+    """
     if vouched and _stands_in(stat, min_votes):
         return None
     if stat.seed_votes == 0:
@@ -93,6 +102,12 @@ def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2, vouche
     if not stat.ci_low > stat.chance:
         return (f"seed accuracy {stat.seed_accuracy:.2f} [{stat.ci_low:.2f}, {stat.ci_high:.2f}]: "
                 f"lower bound {stat.ci_low:.2f} does not beat chance {stat.chance:.2f}")
+    if keyword:
+        precision = float(smoothed_precision(stat.seed_correct, stat.seed_votes, stat.chance))
+        bar = float(keyword_bar(stat.chance))
+        if precision < bar:
+            return (f"smoothed seed precision {precision:.2f} ({stat.seed_correct} of {stat.seed_votes}) is below "
+                    f"{bar:.2f}, the bar a mined keyword must reach")
     return None
 
 
