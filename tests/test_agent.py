@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_script import respond
+from agent_script import INVERTED_HAM_CODE, last_user, respond
 from conftest import EXAMPLE_TASK
 from llm_server import Fault, ScriptedLLMServer
 from lfagent.agent import run_agent
@@ -94,6 +94,32 @@ def test_resume_pays_no_call_twice(tmp_path, server):
     new = [json.dumps(b, sort_keys=True) for b in server.requests[first:]]
     assert new, "round 2 asked nothing"
     assert not set(new) & set(bodies), "a request from round 1 was sent again"
+    # Round 1 kept its SPAM code LF, so round 2 asks for code again.
+    assert any(_asks_code(b) for b in server.requests[first:])
+
+
+def _asks_code(body: dict) -> bool:
+    return "Write a Python function" in last_user(body)
+
+
+def test_no_code_requests_after_a_round_whose_code_lfs_were_all_dropped(tmp_path, monkeypatch):
+    def junk_code(body):  # every code LF (and every refinement) is the inverted one: never kept
+        prompt = last_user(body)
+        if "Write a Python function" in prompt or "Rewrite `label(record)`" in prompt:
+            return INVERTED_HAM_CODE
+        return respond(body)
+
+    with ScriptedLLMServer(responder=junk_code) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        task, run_dir = small_task(tmp_path), tmp_path / "run"
+        run_agent(task, run_dir, llm="openai:test-model", rounds=1, embed=False)
+        first = srv.chat_count
+        assert sum(map(_asks_code, srv.requests)) == 2  # round 1: one per class
+        run_agent(task, run_dir, llm="openai:test-model", rounds=2, embed=False)
+        later = srv.requests[first:]
+    assert later and not any(map(_asks_code, later))
+    assert any("Which words or short phrases" in last_user(b) for b in later)  # keywords still asked
 
 
 def test_kill_9_then_resume_loses_nothing(tmp_path, monkeypatch):
