@@ -19,12 +19,13 @@ import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from typing import Any, Callable, Coroutine, Literal, Sequence, TypeVar
 
 from pydantic import BaseModel, Field
 
 from lfagent.errors import BudgetExhausted, LLMError
+from lfagent.waiting import result_responsively
 
 T = TypeVar("T")
 
@@ -116,20 +117,8 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the loop and wait for it, staying responsive to Ctrl-C.
-
-        The kernel may hand SIGINT to any thread; Python raises KeyboardInterrupt in the main thread only
-        when that thread next runs bytecode. A plain `Future.result()` would sleep until the LLM answers
-        (minutes, for a slow model), so the wait is cut into short slices; on Ctrl-C the call is cancelled.
-        """
-        future = self.submit(coro)
-        try:
-            while not future.done():
-                wait([future], timeout=0.2)
-        except KeyboardInterrupt:
-            future.cancel()
-            raise
-        return future.result()
+        """Run `coro` on the loop and wait for it, staying responsive to Ctrl-C (the call is cancelled)."""
+        return result_responsively(self.submit(coro))
 
     def stop(self) -> None:
         if self.loop.is_running():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -21,6 +22,7 @@ from lfagent.generate.shards import Shard, read_shard
 from lfagent.generate.stream import Batch, BatchKey
 from lfagent.generate.writer import encode
 from lfagent.task import TaskSpec
+from lfagent.waiting import result_responsively
 
 Commit = Callable[[list[BatchKey], int, bytes], None]  # (keys, rows, encoded rows): ResumableWriter.commit_encoded
 _worker: dict = {}
@@ -61,7 +63,7 @@ def _run_pool(items, job: LabelJob, commit: Commit, pool, task, fmt: str, worker
     # parent that holds sandbox pipes and threads.
     context = multiprocessing.get_context("spawn" if pool is not None else "fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(job, task, fmt)) as executor:
+                             initargs=(job, task, fmt)) as executor, _cancel_on_interrupt(executor):
         for item in items:
             code_votes = None
             if pool is not None:  # code LFs run here, in the sandbox pool; the worker needs only texts
@@ -79,8 +81,18 @@ def _run_pool(items, job: LabelJob, commit: Commit, pool, task, fmt: str, worker
 
 def _commit_oldest(in_flight: deque, commit: Commit) -> int:
     key, n, future = in_flight.popleft()
-    commit([key], n, future.result())
+    commit([key], n, result_responsively(future))  # Ctrl-C is noticed while the batch is in flight
     return n
+
+
+@contextmanager
+def _cancel_on_interrupt(executor: ProcessPoolExecutor):
+    """On Ctrl-C, drop the queued batches instead of labelling them first (the journal has the rest)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 def _as_batch(task: TaskSpec | None, item: Batch | Shard, keep_rows: bool) -> Batch:
