@@ -68,6 +68,7 @@ def mine_ngram_lfs(seed_texts: list[str], seed_y: np.ndarray, class_names: list[
              else np.bincount(np.asarray(seed_y, dtype=int), minlength=k) / len(seed_y))
     doc_count = Counter(g for grams in seed_sets for g in grams)
     unl_count = _unlabeled_counts(unlabeled_texts, hits, max_n) if unlabeled_texts else None
+    bar = keyword_bar(prior, min_precision)
     scored: dict[int, list[tuple[float, str, float]]] = defaultdict(list)
     for gram, vec in hits.items():
         total = doc_count[gram]
@@ -76,7 +77,6 @@ def mine_ngram_lfs(seed_texts: list[str], seed_y: np.ndarray, class_names: list[
         if unl_count is not None and unl_count[gram] < min_unlabeled_count:
             continue
         precision = smoothed_precision(vec, total, prior, smoothing)
-        bar = keyword_bar(prior, min_precision)
         for c in range(k):
             if precision[c] >= bar[c]:
                 support = np.log1p(unl_count[gram] if unl_count is not None else total)
