@@ -101,10 +101,10 @@ def test_copied_keywords_must_occur_in_their_text():
 
 
 def test_copied_keywords_of_only_common_words_are_rejected():
-    lfs, rejected = parse_keyword_reply('["it is", "to", "check out my", "stand for"]', class_names=CLASSES,
-                                        round_=1, model="m", target="SPAM",
-                                        source_text="it is to check out my stand for you")
-    assert [lf.keywords[0] for lf in lfs] == ["check out my", "stand for"]
+    lfs, rejected = parse_keyword_reply('["it is", "to", "check out my", "stand for", "o\'clock"]',
+                                        class_names=CLASSES, round_=1, model="m", target="SPAM",
+                                        source_text="it is to check out my stand for you at 5 o'clock")
+    assert [lf.keywords[0] for lf in lfs] == ["check out my", "stand for", "o'clock"]  # an apostrophe is a word
     assert [r.split(":")[0] for r in rejected] == ["keyword 'it is'", "keyword 'to'"]
     assert all("only common words" in r for r in rejected)
 

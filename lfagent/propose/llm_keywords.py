@@ -91,6 +91,6 @@ def _keyword_problem(keyword: str, source_text: str | None = None) -> str | None
         return "no letters or digits"
     if len(keyword) < 2:
         return "too short"
-    if all(word in STOPWORDS for word in tokens(keyword) if word.isalnum()):
+    if all(word in STOPWORDS for word in tokens(keyword) if any(ch.isalnum() for ch in word)):
         return "only common words: it would match most texts (the miner skips these too)"
     return None
