@@ -190,7 +190,8 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     selection = select_lfs(L_seed[train], y, L_unl, cardinality=corpus.k, names=[lf.name for lf in candidates],
                            lf_labels=[_label_index(lf, corpus.class_names) for lf in candidates],
                            min_votes=config.min_votes, vouched=vouched_lfs(candidates, L_unl, corpus, prior),
-                           keywords={lf.name for lf in candidates if lf.provenance.source == "llm:keywords"})
+                           keywords=_named(candidates, "llm:keywords"), incremental=_named(candidates, "llm:"),
+                           rules=_named(candidates, "mined:ngram"))
     dropped = dict(selection.dropped)
     failed = {lf.name: votes.errors[lf.fingerprint] for lf in candidates if lf.fingerprint in votes.errors}
     dropped.update({name: f"sandbox: {why}" for name, why in failed.items()})
@@ -204,6 +205,11 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     return FittedModel(lfs=kept, label_model=model, fallback=fallback, prior=prior,
                        multi_label=corpus.multi_label, dropped=dropped, candidates=candidates,
                        combine=config.combine, vouched=set(selection.on_meaning))
+
+
+def _named(lfs: list[LabelingFunction], source: str) -> set[str]:
+    """Names of the LFs whose provenance starts with `source` (e.g. "llm:" or "llm:keywords")."""
+    return {lf.name for lf in lfs if lf.provenance.source.startswith(source)}
 
 
 def vouched_lfs(candidates: list[LabelingFunction], L_unl: np.ndarray, corpus: Corpus,

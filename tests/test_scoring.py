@@ -253,6 +253,31 @@ def test_an_llm_keyword_must_reach_the_mined_keyword_bar():
                                    "keyword must reach")
 
 
+def test_an_llm_lf_is_judged_on_the_votes_it_adds_to_the_mined_keywords():
+    # "check out|love" -> spam: right wherever the mined `check out` votes spam, wrong on the
+    # 4 "i love this" hams it adds. Overall 14 of 18 beats chance; what it adds is 0 of 4.
+    y = np.array([1] * 16 + [0] * 16)
+    mined = np.full(32, -1)
+    mined[:14] = 1
+    adds_noise = mined.copy()
+    adds_noise[[16, 17, 18, 19]] = 1
+    adds_cues = mined.copy()
+    adds_cues[[14, 15, 16]] = 1                   # adds 2 of 3 right: kept
+    redundant = mined.copy()                      # adds nothing: not judged on additions
+    L_seed = np.column_stack([mined, adds_noise, adds_cues, redundant])
+    L_unl = np.column_stack([np.where(np.arange(40) % 4 == j, 1, -1) for j in range(4)])
+    names = ["kw_check_out", "llm_noise", "llm_cues", "llm_copy"]
+    assert select_lfs(L_seed, y, L_unl, cardinality=2, names=names, redundancy=1.1).kept == names
+    sel = select_lfs(L_seed, y, L_unl, cardinality=2, names=names, redundancy=1.1,
+                     incremental={"llm_noise", "llm_cues", "llm_copy"}, rules={"kw_check_out"})
+    assert sel.kept == ["kw_check_out", "llm_cues", "llm_copy"]
+    assert sel.dropped["llm_noise"] == ("right on 0 of the 4 seeds where it votes and no mined keyword does "
+                                        "(chance 0.50): what it adds to the keywords is noise")
+    # Without the rule set, every seed vote is an addition: 14 of 18 right, above chance.
+    assert "llm_noise" in select_lfs(L_seed, y, L_unl, cardinality=2, names=names, redundancy=1.1,
+                                     incremental={"llm_noise"}).kept
+
+
 def test_vouching_needs_the_class_to_stand_clearly_nearest():
     from lfagent.scoring.meaning import vouched_by_meaning
 

@@ -8,6 +8,10 @@ An LF is kept when, in this order:
    voting a 2% class right 10% of the time "beats chance" yet only adds noise); an LF in `keywords`
    (an LLM's keyword) must also reach the bar a mined keyword must reach (intervals.keyword_bar), so a
    word the miner rejects does not come back through the LLM;
+   an LF in `incremental` (an LLM's LF) is judged again on what it adds: on the seeds where it casts a
+   vote no LF in `rules` (the mined keywords that pass the checks above) casts, it must be right more
+   often than chance, or what it adds is noise ("love|check out" -> spam: right wherever `check out`
+   already voted spam, wrong on every "i love this song" it adds);
 3. it is not a near-duplicate of a better LF (redundancy graph);
 4. it adds to the label model. LFs are tried best first (highest ci_low). With `gain_fn`, an LF
    adds when it covers an unlabeled row no kept LF covers, or raises gain_fn(kept indices) by more
@@ -25,6 +29,8 @@ from lfagent.scoring.checks import check_label_matrix, check_seed_labels
 from lfagent.scoring.intervals import keyword_bar, smoothed_precision
 from lfagent.scoring.redundancy import quality_order, redundancy_graph, redundant_with
 from lfagent.scoring.stats import LFStats, class_truth, lf_stats
+
+MIN_ADDED_VOTES = 2  # fewer added seed votes than this are too few to call what an LF adds noise
 
 GainFn = Callable[[list[int]], float]
 
@@ -44,7 +50,9 @@ class Selection(BaseModel):
 def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None, min_votes: int = 3,
                redundancy: float = 0.9, gain_fn: GainFn | None = None,
                min_gain: float = 1e-6, vouched: set[str] | frozenset[str] = frozenset(),
-               keywords: set[str] | frozenset[str] = frozenset()) -> Selection:
+               keywords: set[str] | frozenset[str] = frozenset(),
+               incremental: set[str] | frozenset[str] = frozenset(),
+               rules: set[str] | frozenset[str] = frozenset()) -> Selection:
     """Keep the LFs that beat chance on the seeds, are not duplicates, and add to the label model.
 
     Deterministic and independent of column order: ties break on coverage, then name length, then name.
@@ -58,8 +66,13 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
                if (reason := screening_reason(s, min_votes, cardinality, vouched=s.name in vouched,
                                               keyword=s.name in keywords))}
     on_meaning = [s.name for s in stats if s.name in vouched and _stands_in(s, min_votes)]
-    survivors = [s for s in stats if s.name not in dropped]
     index = {s.name: j for j, s in enumerate(stats)}
+    if incremental:
+        truth = class_truth(check_seed_labels(np.asarray(y_seed), L_seed.shape[0], cardinality), cardinality)
+        rule_columns = [index[s.name] for s in stats if s.name in rules and s.name not in dropped]
+        dropped.update({s.name: reason for s in stats if s.name in incremental and s.name not in dropped
+                        and (reason := added_votes_reason(L_seed, truth, index[s.name], rule_columns))})
+    survivors = [s for s in stats if s.name not in dropped]
 
     if survivors and redundancy <= 1:
         columns = [index[s.name] for s in survivors]
@@ -109,6 +122,25 @@ def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2, vouche
             return (f"smoothed seed precision {precision:.2f} ({stat.seed_correct} of {stat.seed_votes}) is below "
                     f"{bar:.2f}, the bar a mined keyword must reach")
     return None
+
+
+def added_votes_reason(L_seed: np.ndarray, truth: np.ndarray, j: int, rule_columns: list[int]) -> str | None:
+    """Why LF `j`'s seed votes that no rule casts are noise (no better than chance), or None.
+
+    `truth` is the (n, k) boolean class matrix of the seeds; chance is the mean share of the classes voted.
+    """
+    rows = np.flatnonzero(L_seed[:, j] != -1)
+    classes = L_seed[rows, j]
+    cast = (L_seed[np.ix_(rows, rule_columns)] == classes[:, None]).any(axis=1)  # (rows, 0) -> all False
+    rows, classes = rows[~cast], classes[~cast]
+    if len(rows) < MIN_ADDED_VOTES:
+        return None
+    right = int(truth[rows, classes].sum())
+    chance = float(truth.mean(axis=0)[classes].mean())
+    if right / len(rows) > chance:
+        return None
+    return (f"right on {right} of the {len(rows)} seeds where it votes and no mined keyword does "
+            f"(chance {chance:.2f}): what it adds to the keywords is noise")
 
 
 def _stands_in(stat: LFStats, min_votes: int) -> bool:
