@@ -212,6 +212,14 @@ def test_gzipped_jsonl_is_read_like_the_plain_file(run_dir, tmp_path, capsys):
     for batch_size in (1, 3, 100):
         assert ([(s.count, s.line) for s in _assert_shards_cut_like_iter_batches([packed], batch_size)]
                 == [(s.count, s.line) for s in _assert_shards_cut_like_iter_batches([plain], batch_size)])
+    # A .gz shard carries its bytes (seeking would decompress all the shards before it): reading one
+    # does not open the file again.
+    from lfagent.generate.shards import read_shard
+
+    shards = _assert_shards_cut_like_iter_batches([packed], 2)
+    expected = [_batch_view(read_shard(_task(), s)) for s in shards]
+    packed.rename(tmp_path / "moved.jsonl.gz")
+    assert [_batch_view(read_shard(_task(), s)) for s in shards] == expected
     records = list(synthetic_comments(300, seed=5))
     write_jsonl(tmp_path / "c.jsonl", records)
     (tmp_path / "c.jsonl.gz").write_bytes(gzip.compress((tmp_path / "c.jsonl").read_bytes()))

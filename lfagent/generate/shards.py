@@ -37,6 +37,7 @@ class Shard:
     end: int = 0
     encoding: str = "utf-8"  # CSV only
     header: tuple[str, ...] | None = None  # CSV only: the file's header row
+    data: bytes | None = None  # the bytes themselves, for a file that cannot seek (.gz): see _plan_jsonl
 
     @property
     def key(self) -> BatchKey:
@@ -64,19 +65,30 @@ def plan_shards(task: TaskSpec, paths: list[Path], batch_size: int,
 
 
 def _plan_jsonl(path: Path, batch_size: int) -> Iterator[dict]:
+    # A .gz file seeks only by decompressing up to the offset, so every shard would pay for the ones
+    # before it (quadratic in the file); its shards carry the bytes this pass decompresses anyway.
+    carry = path.suffix.lower() == ".gz"
     offset = line = 0  # where the current shard starts, in bytes (decompressed for .gz) and lines
     position = lines = count = 0
+    pieces: list[bytes] = []
     with open_binary(path) as handle:
         for piece in physical_lines(handle):
             position += len(piece)
             lines += 1
+            if carry:
+                pieces.append(piece)
             if _is_jsonl_record(piece):
                 count += 1
                 if count == batch_size:
-                    yield {"count": count, "line": line, "offset": offset, "end": position}
-                    offset, line, count = position, lines, 0
+                    yield _extent(count, line, offset, position, pieces, carry)
+                    offset, line, count, pieces = position, lines, 0, []
     if count:
-        yield {"count": count, "line": line, "offset": offset, "end": position}
+        yield _extent(count, line, offset, position, pieces, carry)
+
+
+def _extent(count: int, line: int, offset: int, end: int, pieces: list[bytes], carry: bool) -> dict:
+    extent = {"count": count, "line": line, "offset": offset, "end": end}
+    return {**extent, "data": b"".join(pieces)} if carry else extent
 
 
 def _is_jsonl_record(piece: bytes) -> bool:
@@ -157,7 +169,8 @@ def _shard_rows(task: TaskSpec, shard: Shard, keep_rows: bool):
 
 
 def _read_bytes(path: Path, shard: Shard) -> bytes:
-    # A .gz file seeks by decompressing up to the offset: correct, but each shard pays for the ones before.
+    if shard.data is not None:
+        return shard.data
     with open_binary(path) as handle:
         handle.seek(shard.offset)
         return handle.read(shard.end - shard.offset)

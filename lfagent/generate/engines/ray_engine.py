@@ -1,7 +1,8 @@
 """Ray engine: one Ray Data dataset of shards; the workers read, label and encode, the driver commits.
 
 The driver plans shards (`shards.plan_shards`: where each batch lies in its file, one cheap pass with no
-parsing) and builds one dataset over them (`from_items`, a few consecutive shards per block).
+parsing) and builds one dataset over them (`from_items`, a few consecutive shards per block). A .gz file
+cannot be read from an offset, so its shards carry their bytes: the driver holds such a file decompressed.
 `map_batches` runs `ShardLabeler` in a pool of `workers` actors: for each shard, an actor reads its records
 from the file, labels them and encodes the output (a Parquet part or JSON lines). Only those bytes come
 back, shard by shard in input order (`preserve_order`), and the driver appends them durably with
