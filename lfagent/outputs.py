@@ -60,8 +60,8 @@ def _write_lf_tables(run_dir: Path, task: TaskSpec, result: PipelineResult) -> N
     header = (f"Kept LFs for task {task.name}: seed figures are on the seeds used for selection;\n"
               f"see metrics.json for cross-fitted (honest) figures.\n\n")
     vouched = [n for n in kept_names if n in final.vouched]
-    footer = ("\nVouched for by meaning (too few seed votes to judge; keyword and matched records mean the "
-              f"class): {', '.join(vouched)}\n" if vouched else "")
+    footer = ("\nVouched for by meaning (seed votes too few or too thin to decide; keyword and matched "
+              f"records mean the class): {', '.join(vouched)}\n" if vouched else "")
     (run_dir / "lfs.txt").write_text(header + table + "\n" + footer, encoding="utf-8")
     write_json_atomic(run_dir / "candidates.json", [
         {"name": lf.name, "kind": lf.kind, "label": lf.label, "summary": lf.summary(),

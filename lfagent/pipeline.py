@@ -99,7 +99,8 @@ class FittedModel:
     def reason(self, name: str) -> str | None:
         """Why this fit dropped the LF, or why it kept one the seeds alone could not judge."""
         if name in self.vouched and name not in self.dropped:
-            return "vouched for by meaning: too few seed votes to judge; its keyword and matches mean its class"
+            return ("vouched for by meaning: its seed votes are too few or too thin to decide; its keyword and "
+                    "matches mean its class")
         return self.dropped.get(name)
 
     def predict(self, L: np.ndarray, emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

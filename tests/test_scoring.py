@@ -220,21 +220,24 @@ def test_select_keeps_good_drops_random_with_reasons():
     assert again.model_dump() == sel.model_dump()
 
 
-def test_vouching_stands_in_for_thin_seed_evidence_only():
+def test_vouching_stands_in_for_thin_or_undecided_seed_evidence_only():
     y = np.array([0, 1] * 20)
-    L_unl = np.column_stack([np.where(np.arange(60) % 4 == j, 1, -1) for j in range(4)])  # disjoint votes
-    L_seed = np.full((40, 4), -1)
+    L_unl = np.column_stack([np.where(np.arange(60) % 6 == j, 1, -1) for j in range(6)])  # disjoint votes
+    L_seed = np.full((40, 6), -1)
     L_seed[1, 0] = 1                                 # thin: one right vote
     L_seed[[1, 0], 1] = 1                            # thin: one right, one wrong
     L_seed[[0, 2], 2] = 1                            # thin and all wrong
-    L_seed[[0, 2, 4, 1], 3] = 1                      # enough votes: the seeds decide (1 of 4 right)
-    names = ["one_right", "half", "all_wrong", "judged"]
-    assert select_lfs(L_seed, y, L_unl, cardinality=2, names=names).kept == []
+    L_seed[[0, 2, 4, 1], 3] = 1                      # enough votes, mostly wrong (1 of 4): the seeds decide
+    L_seed[[1, 3, 5, 7, 0], 4] = 1                   # 4 of 5 right: interval [0.38, 0.96] holds chance 0.5
+    L_seed[[1, 3, 0, 2], 5] = 1                      # 2 of 4: undecided, but not mostly right
+    names = ["one_right", "half", "all_wrong", "judged", "undecided", "even"]
+    plain = select_lfs(L_seed, y, L_unl, cardinality=2, names=names)
+    assert plain.kept == [] and "does not beat chance 0.50" in plain.dropped["undecided"]
     sel = select_lfs(L_seed, y, L_unl, cardinality=2, names=names, vouched=set(names))
-    assert sel.kept == ["one_right", "half"]
-    assert sel.on_meaning == ["one_right", "half"]  # "judged" is vouched too, but the seeds decide it
+    assert sel.kept == ["one_right", "half", "undecided"]
+    assert sel.on_meaning == ["one_right", "half", "undecided"]  # the others are vouched too; the seeds decide
     assert sel.dropped["all_wrong"] == "only 2 seed votes (needs >= 3)"
-    assert "not above 1/2" in sel.dropped["judged"]
+    assert "not above 1/2" in sel.dropped["judged"] and "not above 1/2" in sel.dropped["even"]
 
 
 def test_an_llm_keyword_must_reach_the_mined_keyword_bar():

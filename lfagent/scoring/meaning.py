@@ -1,4 +1,4 @@
-"""Vouching by meaning, for LLM keyword LFs whose seed evidence is too thin to judge.
+"""Vouching by meaning, for LLM keyword LFs whose seed evidence is too thin to decide.
 
 A keyword the LLM copied from one seed text rarely occurs on other seeds, so the seeds cannot judge it
 (its right vote on the text it came from does not count). It is vouched for by meaning when the keyword

@@ -2,7 +2,9 @@
 
 An LF is kept when, in this order:
 1. it votes on at least `min_votes` seeds, or it is `vouched` for by meaning (an LLM keyword LF, see
-   meaning.py) and its fewer votes are not mostly wrong: vouching stands in for missing evidence only;
+   meaning.py) and its fewer votes are not mostly wrong: vouching stands in for missing evidence only,
+   or for evidence too thin to decide (`subscribe` -> spam right on 4 of 5 seeds: the interval
+   [0.38, 0.96] holds chance 0.46), when the votes are mostly right and beat chance;
 2. the lower bound of its seed-accuracy interval beats chance for the classes it votes, and its seed
    accuracy is above 1/k (below that, a label model reads its votes as no support for its class: an LF
    voting a 2% class right 10% of the time "beats chance" yet only adds noise); an LF in `keywords`
@@ -144,8 +146,13 @@ def added_votes_reason(L_seed: np.ndarray, truth: np.ndarray, j: int, rule_colum
 
 
 def _stands_in(stat: LFStats, min_votes: int) -> bool:
-    """Vouching stands in for seed evidence only when it is too thin to judge and not mostly wrong."""
-    return stat.seed_votes < min_votes and stat.seed_incorrect <= stat.seed_correct
+    """Vouching stands in for seed evidence that cannot decide: too few votes, not mostly wrong; or an
+    interval that does not clear chance around votes mostly right and above chance. Seeds that clear
+    chance decide by themselves; seeds that lean against the LF are not overruled."""
+    if stat.seed_votes < min_votes:
+        return stat.seed_incorrect <= stat.seed_correct
+    return (not stat.ci_low > stat.chance and stat.seed_correct > stat.seed_incorrect
+            and stat.seed_accuracy is not None and stat.seed_accuracy > stat.chance)
 
 
 def _forward_by_new_votes(L: np.ndarray, order: list[int], cardinality: int) -> set[int]:
