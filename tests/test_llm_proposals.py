@@ -44,6 +44,30 @@ def test_code_requests_prime_the_reply_with_the_function_start():
     assert 'returns "SPAM"' in request.messages[1].content and "win cash" in request.messages[1].content
 
 
+def test_structured_requests_carry_a_json_schema_that_bounds_the_reply():
+    # The client sends request.json_schema as response_format.json_schema.schema. A {"name", "schema"}
+    # wrapper of our own there was a schema that allows anything: nothing bounded the replies, and the
+    # 0.5B model's concept replies ran into max_tokens as invalid JSON.
+    from jsonschema import Draft202012Validator
+
+    from lfagent.propose.llm_concepts import concept_request, parse_concepts
+    from lfagent.propose.llm_keywords import keyword_request
+    from lfagent.propose.prompting import PromptContext
+    from lfagent.task import TaskSpec
+
+    context = PromptContext(task=TaskSpec(name="t", classes=CLASSES, seeds="s"), examples={"SPAM": ["win cash"]})
+    keywords = Draft202012Validator(keyword_request(context, "SPAM", "win cash now").json_schema)
+    assert keywords.is_valid(["win cash", "now"])
+    assert not keywords.is_valid(["a", "b", "c", "d", "e", "f"]) and not keywords.is_valid({"keywords": []})
+    concepts = Draft202012Validator(concept_request(context, "SPAM").json_schema)
+    reply = {"class": "SPAM", "intent": "sell", "entities": ["cash prize"], "topic_phrases": ["claim your prize"]}
+    assert concepts.is_valid(reply) and parse_concepts(json.dumps(reply), "SPAM").entities == ["cash prize"]
+    assert not concepts.is_valid({**reply, "intent": "x" * 101})
+    assert not concepts.is_valid({**reply, "entities": ["e"] * 7})
+    # What a server without structured output sends may be longer; the parser still takes it.
+    assert len(parse_concepts(json.dumps({**reply, "entities": ["e"] * 7}), "SPAM").entities) == 7
+
+
 def test_inverted_logic_is_labelled_by_what_it_returns():
     reply = "```python\ndef label(record):\n    if 'song' in record['text']:\n        return 'HAM'\n    return None\n```"
     assert parse(reply, target="SPAM").label == "HAM"

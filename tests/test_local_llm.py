@@ -9,10 +9,12 @@ import urllib.request
 
 import pytest
 
+from conftest import EXAMPLE_TASK
 from lfagent.errors import LLMError
 from lfagent.llm import ChatRequest, make_llm
 from lfagent.llm import gguf
 from lfagent.llm.gguf import KNOWN_MODELS, ChunkedModel, assemble_model
+from lfagent.propose.llm_concepts import concept_request, parse_concepts
 
 
 def fake_model(tmp_path, chunks: list[bytes], sha256: str | None = None) -> ChunkedModel:
@@ -93,5 +95,23 @@ def test_default_local_model_answers_a_short_question():
             max_tokens=16, temperature=0.0))
         assert json.loads(structured.text)["label"] in ("spam", "ham")
         assert llm.schema_supported
+        # The concept proposer's schema bounds the reply (unbounded, 2 of 6 ran into max_tokens).
+        for target in ("HAM", "SPAM"):
+            reply = llm.chat(concept_request(_example_context(), target))
+            concepts = parse_concepts(reply.text, target)
+            assert reply.finish_reason == "stop" and len(concepts.entities) <= 6 and len(concepts.intent) <= 100
     with pytest.raises(urllib.error.URLError):  # close() stopped the server
         urllib.request.urlopen(base_url + "/models", timeout=2)
+
+
+def _example_context():
+    import numpy as np
+
+    from lfagent.data.dataset import load_seeds
+    from lfagent.propose.prompting import PromptContext, typical_examples
+    from lfagent.task import load_task
+
+    task = load_task(EXAMPLE_TASK)
+    seeds = load_seeds(task)
+    return PromptContext(task=task, examples=typical_examples(seeds.texts, np.asarray(seeds.y), task.class_names,
+                                                              per_class=4, seed=0))

@@ -33,12 +33,24 @@ class Concepts(BaseModel):
         return list(dict.fromkeys(" ".join(str(p).split())[:120] for p in items if str(p).strip()))
 
 
-def concept_request(context: PromptContext, target: str, *, sample: int = 0, max_tokens: int = 250) -> ChatRequest:
+def request_schema() -> dict:
+    """The schema sent with the request: fewer and shorter items than `Concepts` accepts. A server that
+    constrains output to it (llama.cpp, vLLM) stops a small model's rambling intent or 20-phrase lists,
+    which otherwise run into max_tokens and leave invalid JSON (2 of 6 replies from the 0.5B model)."""
+    schema = Concepts.model_json_schema(by_alias=True)
+    properties = schema["properties"]
+    properties["intent"]["maxLength"] = 100
+    for name, length in (("entities", 40), ("topic_phrases", 60)):
+        properties[name].update(maxItems=6, items={"type": "string", "maxLength": length})
+    schema["required"] = ["class", "intent", "entities", "topic_phrases"]
+    return schema
+
+
+def concept_request(context: PromptContext, target: str, *, sample: int = 0, max_tokens: int = 300) -> ChatRequest:
     prompt = render("concepts", context, target, examples=context.render_examples(only=target))
-    schema = {"name": "concepts", "schema": Concepts.model_json_schema(by_alias=True)}
     return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
                                  ChatMessage(role="user", content=prompt)],
-                       temperature=0.3, max_tokens=max_tokens, json_schema=schema, seed=sample)
+                       temperature=0.3, max_tokens=max_tokens, json_schema=request_schema(), seed=sample)
 
 
 def parse_concepts(reply: str, target: str) -> Concepts:

@@ -36,7 +36,7 @@ def keyword_request(context: PromptContext, target: str, text: str, *, sample: i
     return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
                                  ChatMessage(role="user", content=prompt)],
                        temperature=0.2, max_tokens=max_tokens,
-                       json_schema={"name": "keywords", "schema": KEYWORD_LIST_SCHEMA}, seed=sample)
+                       json_schema=KEYWORD_LIST_SCHEMA, seed=sample)
 
 
 def parse_keyword_reply(reply: str, *, class_names: list[str], round_: int, model: str, target: str | None = None,
