@@ -96,8 +96,9 @@ def test_default_local_model_answers_a_short_question():
         assert json.loads(structured.text)["label"] in ("spam", "ham")
         assert llm.schema_supported
         # The concept proposer's schema bounds the reply (unbounded, 2 of 6 ran into max_tokens).
+        context = _example_context()
         for target in ("HAM", "SPAM"):
-            reply = llm.chat(concept_request(_example_context(), target))
+            reply = llm.chat(concept_request(context, target))
             concepts = parse_concepts(reply.text, target)
             assert reply.finish_reason == "stop" and len(concepts.entities) <= 6 and len(concepts.intent) <= 100
     with pytest.raises(urllib.error.URLError):  # close() stopped the server

@@ -114,7 +114,7 @@ def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2, vouche
     if stat.seed_accuracy is not None and stat.seed_accuracy <= 1 / cardinality:
         return (f"seed accuracy {stat.seed_accuracy:.2f} is not above 1/{cardinality}: its votes would not "
                 f"count as support for its class")
-    if not stat.ci_low > stat.chance:
+    if not stat.beats_chance:
         return (f"seed accuracy {stat.seed_accuracy:.2f} [{stat.ci_low:.2f}, {stat.ci_high:.2f}]: "
                 f"lower bound {stat.ci_low:.2f} does not beat chance {stat.chance:.2f}")
     if keyword:
@@ -151,8 +151,8 @@ def _stands_in(stat: LFStats, min_votes: int) -> bool:
     chance decide by themselves; seeds that lean against the LF are not overruled."""
     if stat.seed_votes < min_votes:
         return stat.seed_incorrect <= stat.seed_correct
-    return (not stat.ci_low > stat.chance and stat.seed_correct > stat.seed_incorrect
-            and stat.seed_accuracy is not None and stat.seed_accuracy > stat.chance)
+    # Mostly right implies a vote, so seed_accuracy is set.
+    return not stat.beats_chance and stat.seed_correct > stat.seed_incorrect and stat.seed_accuracy > stat.chance
 
 
 def _forward_by_new_votes(L: np.ndarray, order: list[int], cardinality: int) -> set[int]:
