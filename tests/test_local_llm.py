@@ -95,7 +95,7 @@ def test_default_local_model_answers_a_short_question():
             max_tokens=16, temperature=0.0))
         assert json.loads(structured.text)["label"] in ("spam", "ham")
         assert llm.schema_supported
-        # The concept proposer's schema bounds the reply (unbounded, 2 of 6 ran into max_tokens).
+        # The concept proposer's schema bounds the reply (unbounded, some ran into max_tokens).
         context = _example_context()
         for target in ("HAM", "SPAM"):
             reply = llm.chat(concept_request(context, target))

@@ -36,7 +36,7 @@ class Concepts(BaseModel):
 def request_schema() -> dict:
     """The schema sent with the request: fewer and shorter items than `Concepts` accepts. A server that
     constrains output to it (llama.cpp, vLLM) stops a small model's rambling intent or 20-phrase lists,
-    which otherwise run into max_tokens and leave invalid JSON (2 of 6 replies from the 0.5B model)."""
+    which otherwise run into max_tokens and leave invalid JSON (seen with the 0.5B model)."""
     schema = Concepts.model_json_schema(by_alias=True)
     properties = schema["properties"]
     properties["intent"]["maxLength"] = 100
