@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lfagent.artifacts import jsonable
+
 
 def machine_info() -> dict:
     info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
@@ -124,11 +126,10 @@ def write_results(results: dict, out_dir: str | Path) -> dict[str, Path]:
 
 
 def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+    try:
+        return jsonable(value)
+    except TypeError:  # results carry a few plain objects (paths); their text is what a reader wants
+        return str(value)
 
 
 def plot_results(results: dict, path: Path) -> None:

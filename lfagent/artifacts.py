@@ -94,7 +94,7 @@ def write_json_atomic(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, ensure_ascii=False, default=_jsonable)
+        json.dump(data, handle, indent=1, ensure_ascii=False, default=jsonable)
     os.replace(tmp, path)
 
 
@@ -104,13 +104,14 @@ def write_jsonl_atomic(path: Path, rows) -> int:
     count = 0
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False, default=_jsonable) + "\n")
+            handle.write(json.dumps(row, ensure_ascii=False, default=jsonable) + "\n")
             count += 1
     os.replace(tmp, path)
     return count
 
 
-def _jsonable(value):
+def jsonable(value):
+    """json.dump `default=`: numpy scalars and arrays, pydantic models; anything else is an error."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
