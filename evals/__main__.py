@@ -79,7 +79,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> int:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # small dense algebra: 2 BLAS threads are slower here
     from evals.bench import run_benchmark, timestamp
-    from evals.report import dataset_table, machine_info, summary_table, write_results
+    from evals.report import console_tables, machine_info, write_results
 
     config = build_config(args)
     _check_systems(config.systems)
@@ -94,9 +94,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> int:
     results = run_benchmark(config, say=say, on_dataset_done=save)
     results.update(header, finished=timestamp())
     paths = write_results(results, args.out)
-    print(summary_table(results))
-    for dataset in results["datasets"]:
-        print(f"\n{dataset}\n{dataset_table(results, dataset)}")
+    print(console_tables(results))
     print(f"\nwrote {paths['markdown']}, {paths['json'].name}, {paths['plot'].name}")
     return 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evals.paired import paired_differences
 from lfagent.artifacts import jsonable
 
 
@@ -84,18 +85,63 @@ def dataset_table(results: dict, dataset: str) -> str:
     return "\n".join(lines)
 
 
+def paired_table(results: dict) -> str:
+    """Each lfagent LLM system minus lfagent-none on the same draws ("" when there is no such pair)."""
+    rows = paired_differences(results["runs"])
+    if not rows:
+        return ""
+    lines = ["| dataset | system | draws | Δ score, mean | Δ score per draw | wins / ties / losses "
+             "| Δ end model, mean | Δ end model per draw | wins / ties / losses |", "|---" * 9 + "|"]
+    for row in rows:
+        cells = [row["dataset"], row["system"], ", ".join(map(str, row["draws"]))]
+        for field in ("score", "end_model"):
+            tally = row[field]
+            cells += [_signed(tally["mean"]), " ".join(_signed(d) for d in tally["per_draw"]),
+                      f"{tally['wins']} / {tally['ties']} / {tally['losses']}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def console_tables(results: dict) -> str:
+    """The tables `python -m evals` and `python -m evals.merge` print: headline, paired, per dataset."""
+    parts = [summary_table(results)]
+    if paired := paired_table(results):
+        parts.append(paired)
+    parts += [f"{dataset}\n{dataset_table(results, dataset)}" for dataset in results["datasets"]]
+    return "\n\n".join(parts)
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.3f}"
+
+
+def _draw_seeds(config: dict) -> str:
+    seeds = config.get("draw_seeds") or list(range(config["first_draw"], config["first_draw"] + config["draws"]))
+    contiguous = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+    return f"{seeds[0]}..{seeds[-1]}" if contiguous else ", ".join(map(str, seeds))
+
+
+def _provenance(results: dict) -> list[str]:
+    machine = results.get("machine", {})
+    lines = [f"Command: `{results.get('command', '')}`  "]
+    for source in results.get("merged_from", []):
+        lines.append(f"- `{source['dir']}`: `{source.get('command', '')}` (git {source.get('git_commit') or 'unknown'}, "
+                     f"{source.get('started', '')} to {source.get('finished', '')})  ")
+    if not results.get("merged_from"):
+        lines.append(f"Date: {results.get('started', '')} (finished {results.get('finished', '')})  ")
+    lines += [f"Machine: {machine.get('processor', '?')}, {machine.get('cpus', '?')} CPUs, "
+              f"{machine.get('memory_gib', '?')} GiB, Python {machine.get('python', '?')}, "
+              f"{machine.get('platform', '?')}  ",
+              f"Code: git {machine.get('git_commit') or 'unknown'}"]
+    return lines
+
+
 def markdown(results: dict) -> str:
     config = results["config"]
-    machine = results.get("machine", {})
     parts = [
-        "# lfagent benchmark (AutoWS-Bench-101 style)", "",
-        f"Command: `{results.get('command', '')}`  ",
-        f"Date: {results.get('started', '')} (finished {results.get('finished', '')})  ",
-        f"Machine: {machine.get('processor', '?')}, {machine.get('cpus', '?')} CPUs, "
-        f"{machine.get('memory_gib', '?')} GiB, Python {machine.get('python', '?')}, {machine.get('platform', '?')}  ",
-        f"Code: git {machine.get('git_commit') or 'unknown'}", "",
+        "# lfagent benchmark (AutoWS-Bench-101 style)", "", *_provenance(results), "",
         f"Protocol: {config['n_seeds']} random seed labels per draw, {config['draws']} draw(s) "
-        f"(seeds {config['first_draw']}..{config['first_draw'] + config['draws'] - 1}); unlabeled = the test "
+        f"(seeds {_draw_seeds(config)}); unlabeled = the test "
         f"split plus up to {config['extra_unlabeled']} other train rows. Silver labels are scored on the test "
         "rows (uncovered rows count, with whatever probabilities the system gives them); multi-label classes "
         "are lfagent's own `labels` (per-class thresholds chosen on cross-fitted seeds), other systems' are "
@@ -105,6 +151,10 @@ def markdown(results: dict) -> str:
         "all train rows, no seed labels). Cells are mean ± sd over draws.", "",
         "## Headline score", "", summary_table(results), "",
     ]
+    if paired := paired_table(results):
+        parts += ["## Against lfagent-none, draw by draw", "",
+                  "Each LLM run minus the `--llm none` run on the same seeds (ties: equal to three decimals).", "",
+                  paired, ""]
     for dataset, meta in results["datasets"].items():
         lfs = f", {meta['n_lfs']} WRENCH LFs" if meta.get("n_lfs") else ""
         parts += [f"## {dataset}", "",

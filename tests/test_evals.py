@@ -144,3 +144,58 @@ def test_lfagent_bench_forwards_to_evals(tmp_path):
     assert "lfagent-none" in config.systems and "zeroshot" not in config.systems
     with_llm = evals_main.build_config(build_parser().parse_args(["bench", "--llm", "openai:m"]))
     assert "lfagent-openai:m" in with_llm.systems and "zeroshot" in with_llm.systems
+
+
+def _run(dataset, system, draw, score, end=None):
+    return {"dataset": dataset, "system": system, "draw": draw, "score": score, "end_model": end}
+
+
+def test_paired_differences_compare_the_same_draws_only():
+    from evals.paired import paired_differences
+
+    runs = [_run("sms", "lfagent-none", 0, 0.80, 0.70), _run("sms", "lfagent-local", 0, 0.82, 0.70),
+            _run("sms", "lfagent-none", 1, 0.90, 0.75), _run("sms", "lfagent-local", 1, 0.85, 0.7502),
+            _run("sms", "lfagent-local", 2, 0.99, 0.99),  # no baseline for draw 2: not compared
+            _run("sms", "lr-seeds", 0, 0.95), {**_run("sms", "lfagent-none", 2, 0.5), "error": "boom"}]
+    [row] = paired_differences(runs)
+    assert row["system"] == "lfagent-local" and row["draws"] == [0, 1]
+    assert row["score"]["per_draw"] == [pytest.approx(0.02), pytest.approx(-0.05)]
+    assert row["score"]["mean"] == pytest.approx(-0.015)
+    assert (row["score"]["wins"], row["score"]["ties"], row["score"]["losses"]) == (1, 0, 1)
+    assert (row["end_model"]["wins"], row["end_model"]["ties"], row["end_model"]["losses"]) == (0, 2, 0)
+
+
+def _part(draws, systems=("lfagent-none", "lfagent-local"), **config):
+    runs = [_run("sms", s, d, 0.8 + 0.01 * d + 0.02 * (s != "lfagent-none"), 0.7) for d in draws for s in systems]
+    for r in runs:
+        r.update(accuracy=r["score"], coverage=0.6, ece=0.05, llm_calls=3, llm_tokens=100, wall_s=1.0, note="")
+    base = {"n_seeds": 100, "extra_unlabeled": 2000, "rounds": 2, "max_llm_calls": 40, "zeroshot_limit": None,
+            "systems": list(systems), "first_draw": min(draws), "draws": len(draws)}
+    meta = {"classes": ["ham", "spam"], "multi_label": False, "n_train": 10, "n_test": 5, "n_lfs": None,
+            "score": "F1(spam)"}
+    return {"config": {**base, **config}, "datasets": {"sms": meta}, "runs": runs, "command": f"part {draws}",
+            "machine": {"git_commit": "abc1234"}}
+
+
+def test_merge_joins_draws_into_one_table_and_refuses_mismatched_parts(tmp_path, capsys):
+    from evals.merge import cli, merge_results
+    from lfagent.errors import InputError
+
+    merged = merge_results([("a", _part([0, 1])), ("b", _part([2, 3, 4]))])
+    assert merged["config"]["draw_seeds"] == [0, 1, 2, 3, 4]
+    [local] = [s for s in merged["summary"] if s["system"] == "lfagent-local"]
+    assert local["draws"] == 5 and local["score"]["mean"] == pytest.approx(0.84)
+    with pytest.raises(InputError, match="'max_llm_calls'"):
+        merge_results([("a", _part([0, 1])), ("b", _part([2], max_llm_calls=10))])
+    with pytest.raises(InputError, match="sms draw 1 of lfagent-none is also in a"):
+        merge_results([("a", _part([0, 1])), ("b", _part([1, 2]))])
+
+    for name, part in (("a", _part([0, 1])), ("b", _part([2, 3, 4]))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(part))
+    assert cli([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "all")]) == 0
+    text = (tmp_path / "all" / "RESULTS.md").read_text()
+    assert "5 draw(s) (seeds 0..4)" in text and "part [2, 3, 4]" in text
+    assert "| sms | lfagent-local | 0, 1, 2, 3, 4 | +0.020 |" in text and "5 / 0 / 0" in text
+    assert cli([str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "no results.json" in capsys.readouterr().err
