@@ -185,13 +185,30 @@ class Session:
         return (L_seed != -1).any(axis=1) if L_seed.shape[1] else np.zeros(len(self.seeds), bool)
 
     def write_guideline(self) -> str | None:
-        """Ask the LLM for a labeling guideline once; later prompts reuse it."""
-        if self.store.get_meta("guideline"):
+        """Ask the LLM for a labeling guideline once; later prompts reuse the lines worth reusing
+        (propose/guideline.py). The dropped lines and why are in the run store's events."""
+        from lfagent.propose.guideline import clean_guideline
+
+        if self.store.get_meta("guideline") is not None:
             return self.store.get_meta("guideline")
-        text = self._proposer().guideline(self.prompt_context())
-        if text:
-            self.store.set_meta("guideline", text)
+        written, cut = self._proposer().guideline(self.prompt_context())
+        if written is None:
+            return None
+        text, dropped = clean_guideline(
+            written, classes=[(c.name, c.description) for c in self.task.classes], seed_texts=self.seeds.texts,
+            seed_classes=self._seed_class_sets(), cut=cut)
+        self.store.set_meta("guideline", text)
+        self.store.event("guideline", {"kept": text, "dropped": [{"line": line, "reason": why} for line, why in dropped]})
+        if dropped:
+            self.say(f"guideline: {len(dropped)} of its lines dropped ({dropped[0][1]}, ...); "
+                     f"{len(text.splitlines())} kept")
         return text
+
+    def _seed_class_sets(self) -> list[set[str]]:
+        names = self.task.class_names
+        if self.task.multi_label:
+            return [{names[c] for c in np.flatnonzero(row)} for row in np.asarray(self.seeds.y, bool)]
+        return [{names[c]} for c in np.asarray(self.seeds.y, int)]
 
     def propose(self, n: int = 1, *, kind: str = "code", class_name: str | None = None):
         """Ask the LLM for LFs; new ones become candidates, rejections are recorded with their reason."""

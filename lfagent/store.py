@@ -92,6 +92,12 @@ class RunStore:
         self.db.execute("INSERT INTO events (kind, data, created) VALUES (?, ?, ?)",
                         (kind, json.dumps(data, default=str), time.time()))
 
+    def events(self, kind: str | None = None) -> list[dict]:
+        """Recorded events ({kind, data, created}) in order, all or those of one kind."""
+        rows = self.db.execute("SELECT kind, data, created FROM events WHERE ? IS NULL OR kind = ? ORDER BY id",
+                               (kind, kind)).fetchall()
+        return [{"kind": k, "data": json.loads(d) if d is not None else None, "created": c} for k, d, c in rows]
+
     # -- LLM calls (the response cache of record for this run)
     def llm_response(self, key: str) -> dict | None:
         row = self.db.execute("SELECT response FROM llm_calls WHERE key=? AND response IS NOT NULL", (key,)).fetchone()

@@ -59,7 +59,9 @@ def respond(body: dict):
     """Route by prompt kind: see lfagent/prompts/*.md."""
     prompt = last_user(body)
     if "labeling guideline" in prompt:
-        return "- SPAM: asks to subscribe, visit, or check out something.\n- HAM: talks about the song."
+        # The first line only restates SPAM's description: it must not reach later prompts.
+        return ("- SPAM: Self-promotion, links, requests to subscribe or visit.\n"
+                "- SPAM: asks to subscribe, visit, or check out something.\n- HAM: talks about the song.")
     if "Rewrite `label(record)`" in prompt:
         return REFINED
     if "Write a Python function" in prompt:

@@ -96,6 +96,14 @@ def test_resume_pays_no_call_twice(tmp_path, server):
     assert not set(new) & set(bodies), "a request from round 1 was sent again"
     # Round 1 kept its SPAM code LF, so round 2 asks for code again.
     assert any(_asks_code(b) for b in server.requests[first:])
+    # The guideline is asked once; its restating line is dropped with the reason, the others reach later
+    # prompts, including those of the resumed run.
+    [event] = [e["data"] for e in RunStore(run_dir).events("guideline")]
+    assert [d["reason"] for d in event["dropped"]] == ["restates the class descriptions the prompts already carry"]
+    assert sum("labeling guideline" in last_user(b) for b in server.requests) == 1
+    guided = [last_user(b) for b in server.requests[first:] if "Guideline:" in last_user(b)]
+    sections = {p.split("Guideline:\n", 1)[1].split("\n\n", 1)[0] for p in guided}
+    assert sections == {"- SPAM: asks to subscribe, visit, or check out something.\n- HAM: talks about the song."}
 
 
 def _asks_code(body: dict) -> bool:

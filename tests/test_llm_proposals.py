@@ -161,3 +161,30 @@ def test_a_refinement_remembers_only_the_seeds_its_prompt_listed():
     listed = false_pos[:REFINE_SHOWN]
     assert all(t in llm.prompt for t in listed) and false_pos[REFINE_SHOWN] not in llm.prompt
     assert set(better.provenance.shown) == {"parentkey001", text_key("sub to me"), *map(text_key, listed)}
+
+
+def test_guideline_keeps_only_lines_worth_reusing():
+    from lfagent.propose.guideline import clean_guideline
+
+    classes = [("ham", "A normal personal or business message"),
+               ("spam", "Unsolicited advertising, prizes, premium-rate numbers, requests to call or text back")]
+    seeds = ["how much it will cost approx . per month.", "he said he had a right giggle when he saw u again!",
+             "1000's flirting now! txt girl to 8007 to join", "lol! oops sorry! have fun."]
+    written = "\n".join([
+        "- **Ham**: Normal personal or business message",                              # restates
+        '- **Cue for Spam**: "how much it will cost approx . per month. he said he had a right giggle when he '
+        'saw u again!"',                                                                 # two ham seeds, merged
+        '- **Cue for Spam**: "1000\'s flirting now! txt girl to 8007"',                 # a spam seed: fine
+        "- Spam asks the reader to reply to a short code or claim something.",           # a real rule
+        '- **Cue for Ham**: "lol! oops',                                                 # cut mid-quote
+    ])
+    kept, dropped = clean_guideline(written, classes=classes, seed_texts=seeds,
+                                    seed_classes=[{"ham"}, {"ham"}, {"spam"}, {"ham"}], cut=True)
+    assert kept.splitlines() == [written.splitlines()[2], written.splitlines()[3]]
+    assert [why for _, why in dropped] == [
+        "cut off at max_tokens", "restates the class descriptions the prompts already carry",
+        "quotes a seed text as a cue for spam, but that seed is ham"]
+    # Not cut: the last line is judged like the others (a short quote is a cue word, not a seed).
+    kept, _ = clean_guideline('- ham: "lol! oops"', classes=classes, seed_texts=seeds,
+                              seed_classes=[{"ham"}] * 4)
+    assert kept == '- ham: "lol! oops"'

@@ -58,13 +58,14 @@ class LLMProposer:
                 texts.append(reply.text)
         return texts
 
-    def guideline(self, context: PromptContext) -> str | None:
+    def guideline(self, context: PromptContext) -> tuple[str | None, bool]:
+        """(the guideline as written, or None if the call failed; whether it was cut at max_tokens)."""
         report = ProposalReport()
         request = ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
                                         ChatMessage(role="user", content=render("guideline", context))],
                               temperature=0.2, max_tokens=220, seed=0)
         (text,) = self._ask([request], report)
-        return text.strip()[:2000] if text else None
+        return (text.strip()[:2000] if text else None), "reply cut at max_tokens" in report.failures
 
     def propose(self, kind: str, context: PromptContext, *, n: int, targets: list[str], round_: int,
                 sample_offset: int = 0) -> ProposalReport:
