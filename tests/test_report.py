@@ -58,6 +58,20 @@ def test_run_card_has_every_section_with_the_runs_numbers(run_dir):
     assert "| seed labels | 40 |" in card
     assert "| label model | dawid_skene |" in card
     assert "mined:ngram: 1" in card and "llm:code: 1" in card
+    assert "labeling guideline" not in card  # this run has none
+
+
+def test_run_card_quotes_the_guideline_the_llm_prompts_reused(tmp_path):
+    import sqlite3
+
+    run_dir = build_run_dir(tmp_path)
+    db = sqlite3.connect(str(run_dir / "run.sqlite"))
+    db.execute("INSERT INTO meta VALUES ('guideline', ?)", (json.dumps("- SPAM asks to subscribe.\n- HAM: the song."),))
+    db.commit()
+    db.close()
+    card = write_run_card(run_dir).read_text(encoding="utf-8")
+    made = card[card.index("## How the data was made"):card.index("## Intended use")]
+    assert "> - SPAM asks to subscribe.\n> - HAM: the song." in made
     for name in ("kw_channel", "rx_http", "kw_song", "emb_spam", "code_caps"):
         assert f"| {name} |" in card
     assert "| lfagent version | " in card

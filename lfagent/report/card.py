@@ -65,6 +65,7 @@ class CardFacts(BaseModel):
     created: str | None
     version: str
     n_seeds: int
+    guideline: str | None = None
 
 
 def lfagent_version() -> str:
@@ -117,7 +118,8 @@ def card_facts(run: RunArtifacts, *, counts: int | dict[str, int] | None = None,
         reliability=reliability(run.heldout_probs(), run.heldout_truth(), multi_label=multi) if run.heldout else None,
         run_id=run.model.run_id, lf_set_hash=run.model.lf_set_hash,
         label_model=str(metrics.get("label_model") or ("none" if run.model.label_model is None else "fitted")),
-        created=run.created, version=lfagent_version(), n_seeds=int(metrics.get("n_seeds") or len(run.heldout)))
+        created=run.created, version=lfagent_version(), n_seeds=int(metrics.get("n_seeds") or len(run.heldout)),
+        guideline=run.guideline)
 
 
 def _num(value, digits: int = 3) -> str:
@@ -200,6 +202,9 @@ def _provenance_section(f: CardFacts) -> list[str]:
             ["label model", f.label_model], ["run id", f.run_id], ["LF-set hash", f.lf_set_hash],
             ["date", f.created or "-"], ["lfagent version", f.version]]
     out = ["## How the data was made", ""] + _table(["", ""], rows)
+    if f.guideline:
+        out += ["The labeling guideline the LLM wrote from the seeds, reused in its later prompts (the lines kept):",
+                "", *[f"> {line}" for line in f.guideline.splitlines()], ""]
     out += ["## Intended use", "", INTENDED_USE, "", "## Caveats", ""]
     return out + [f"- {c.format(n_seeds=f.n_seeds)}" for c in CAVEATS] + [""]
 

@@ -30,6 +30,7 @@ class RunArtifacts:
     candidates: list[dict] = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     created: str | None = None  # ISO date the run started, from run.sqlite (else model.json's mtime)
+    guideline: str | None = None  # the LLM-written guideline lines the prompts reused (run.sqlite), if any
 
     @property
     def class_names(self) -> list[str]:
@@ -92,7 +93,8 @@ def load_run(run_dir: str | Path) -> RunArtifacts:
     return RunArtifacts(path=path, model=load_model(path), silver=read_jsonl(path / "silver.jsonl"),
                         heldout=read_jsonl(path / "heldout.jsonl"), lfs=read_json(path / "lfs.json", []),
                         candidates=read_json(path / "candidates.json", []),
-                        metrics=read_json(path / "metrics.json", {}), created=run_created(path))
+                        metrics=read_json(path / "metrics.json", {}), created=run_created(path),
+                        guideline=store_meta(path, "guideline") or None)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -111,18 +113,26 @@ def read_json(path: Path, default):
 
 def run_created(path: Path) -> str | None:
     """The run's start date from run.sqlite's meta table, read-only; else model.json's mtime."""
-    store = path / "run.sqlite"
-    stamp = None
-    if store.is_file():
-        try:
-            db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-            try:
-                row = db.execute("SELECT value FROM meta WHERE key='created'").fetchone()
-            finally:
-                db.close()
-            stamp = float(json.loads(row[0])) if row else None
-        except (sqlite3.Error, ValueError, TypeError):
-            stamp = None
+    try:
+        stamp = float(store_meta(path, "created"))
+    except (ValueError, TypeError):
+        stamp = None
     if stamp is None:
         stamp = (path / "model.json").stat().st_mtime
     return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def store_meta(path: Path, key: str):
+    """A value from run.sqlite's meta table, read-only; None when the store, the key or the value is missing."""
+    store = Path(path) / "run.sqlite"
+    if not store.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        finally:
+            db.close()
+        return json.loads(row[0]) if row else None
+    except (sqlite3.Error, ValueError):
+        return None
