@@ -8,12 +8,12 @@ repeat a (dataset, system, draw).
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 
 from lfagent.errors import InputError
+from lfagent.report.rundir import read_json
 
 # Settings that change what a draw measures: parts that differ here are not one benchmark.
 PROTOCOL = ("n_seeds", "extra_unlabeled", "rounds", "max_llm_calls", "zeroshot_limit")
@@ -58,12 +58,9 @@ def merge_results(parts: list[tuple[str, dict]]) -> dict:
 
 def read_part(folder: str) -> tuple[str, dict]:
     path = Path(folder) / "results.json"
-    if not path.is_file():
+    data = read_json(path, None)
+    if data is None:
         raise InputError("no results.json (is this a folder `python -m evals --out` wrote?)", path=path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}", path=path, line=exc.lineno) from None
     missing = [key for key in ("config", "datasets", "runs") if key not in data]
     if missing:
         raise InputError(f"missing {', '.join(missing)}: not a benchmark results file", path=path)

@@ -15,8 +15,7 @@ TIE = 5e-4
 def paired_differences(runs: list[dict], baseline: str = BASELINE) -> list[dict]:
     """One row per (dataset, lfagent system other than `baseline`) with draws both ran without error."""
     done = {(r["dataset"], r["system"], r["draw"]): r for r in runs if "error" not in r}
-    pairs = sorted({(d, s) for d, s, _ in done if s.startswith("lfagent-") and s != baseline},
-                   key=lambda pair: _first_seen(runs, pair))
+    pairs = dict.fromkeys((d, s) for d, s, _ in done if s.startswith("lfagent-") and s != baseline)  # run order
     rows = []
     for dataset, system in pairs:
         draws = sorted(draw for d, s, draw in done if (d, s) == (dataset, system) and (d, baseline, draw) in done)
@@ -29,10 +28,6 @@ def paired_differences(runs: list[dict], baseline: str = BASELINE) -> list[dict]
             row[field] = _tally(deltas)
         rows.append(row)
     return rows
-
-
-def _first_seen(runs: list[dict], pair: tuple[str, str]) -> int:
-    return next(i for i, r in enumerate(runs) if (r["dataset"], r["system"]) == pair)
 
 
 def _delta(value, base) -> float | None:

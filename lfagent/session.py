@@ -154,11 +154,9 @@ class Session:
 
         if self.llm is None:
             raise InputError("this session has no LLM (--llm none); start it with --llm local or openai:MODEL")
-        members = (np.asarray(self.seeds.y, bool) if self.task.multi_label
-                   else np.eye(self.task.cardinality, dtype=bool)[self.seeds.y])
         embed = self.embedder.encode if self._embed else None
         return LLMProposer(self.llm, class_names=self.task.class_names, embed=embed, seed_emb=self.corpus.seed_emb,
-                           seed_members=members)
+                           seed_members=self._seed_members())
 
     def prompt_context(self):
         from lfagent.propose.prompting import PromptContext, choose_examples, typical_examples
@@ -189,8 +187,9 @@ class Session:
         (propose/guideline.py). The dropped lines and why are in the run store's events."""
         from lfagent.propose.guideline import clean_guideline
 
-        if self.store.get_meta("guideline") is not None:
-            return self.store.get_meta("guideline")
+        stored = self.store.get_meta("guideline")
+        if stored is not None:
+            return stored
         written, cut = self._proposer().guideline(self.prompt_context())
         if written is None:
             return None
@@ -204,11 +203,14 @@ class Session:
                      f"{len(text.splitlines())} kept")
         return text
 
+    def _seed_members(self) -> np.ndarray:
+        """n_seed x k bool: is seed i of class c."""
+        return (np.asarray(self.seeds.y, bool) if self.task.multi_label
+                else np.eye(self.task.cardinality, dtype=bool)[self.seeds.y])
+
     def _seed_class_sets(self) -> list[set[str]]:
         names = self.task.class_names
-        if self.task.multi_label:
-            return [{names[c] for c in np.flatnonzero(row)} for row in np.asarray(self.seeds.y, bool)]
-        return [{names[c]} for c in np.asarray(self.seeds.y, int)]
+        return [{names[c] for c in np.flatnonzero(row)} for row in self._seed_members()]
 
     def propose(self, n: int = 1, *, kind: str = "code", class_name: str | None = None):
         """Ask the LLM for LFs; new ones become candidates, rejections are recorded with their reason."""

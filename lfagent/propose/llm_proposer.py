@@ -18,6 +18,7 @@ from lfagent.propose.parse import ProposalRejected
 from lfagent.propose.prompting import PromptContext, render, system_prompt
 
 KINDS = ("code", "keywords", "concepts")
+CUT_REPLY = "reply cut at max_tokens"  # the failure a reply that hit max_tokens records
 
 
 @dataclass
@@ -54,7 +55,7 @@ class LLMProposer:
                 texts.append(None)
             else:
                 if reply.finish_reason == "length":
-                    report.failures.append("reply cut at max_tokens")
+                    report.failures.append(CUT_REPLY)
                 texts.append(reply.text)
         return texts
 
@@ -65,7 +66,7 @@ class LLMProposer:
                                         ChatMessage(role="user", content=render("guideline", context))],
                               temperature=0.2, max_tokens=220, seed=0)
         (text,) = self._ask([request], report)
-        return (text.strip()[:2000] if text else None), "reply cut at max_tokens" in report.failures
+        return (text.strip()[:2000] if text else None), CUT_REPLY in report.failures
 
     def propose(self, kind: str, context: PromptContext, *, n: int, targets: list[str], round_: int,
                 sample_offset: int = 0) -> ProposalReport:
