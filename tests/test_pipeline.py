@@ -79,6 +79,19 @@ def test_keep_and_drop_persist_across_sessions(tmp_path):
         assert kept[0] not in {lf.name for lf in again.result.final.lfs}
 
 
+def test_a_fit_with_no_candidate_lfs_labels_every_record_from_the_fallback(tmp_path):
+    # No miner and no LLM: nothing to select. The fit must still finish (it used to fail counting the
+    # votes of zero LFs) and give every record the seeds' class prior.
+    task = small_copy(tmp_path, n_unlabeled=50)
+    config = PipelineConfig(mine_ngrams=False, mine_embeddings=False)
+    with Session(task, tmp_path / "run", llm="none", embed=False, config=config) as session:
+        metrics = session.fit()
+        assert session.result.final.lfs == [] and metrics.n_kept == 0
+        silver = [json.loads(line) for line in session.write_outputs().read_text().splitlines()]
+    assert len(silver) == 50
+    assert len({tuple(round(p, 6) for p in row["probs"].values()) for row in silver}) == 1
+
+
 def test_bad_task_gives_one_clear_line(tmp_path):
     bad = tmp_path / "task.yaml"
     bad.write_text("name: x\nclasses: [A, B]\nseeds: missing.jsonl\nunlabeled: missing.jsonl\n")

@@ -69,7 +69,7 @@ def vote_profile(L: np.ndarray, cardinality: int, chunk_rows: int = CHUNK_ROWS) 
     class_votes = np.zeros(m * k, dtype=np.int64)
     overlaps = np.zeros(m, dtype=np.int64)
     conflicts = np.zeros(m, dtype=np.int64)
-    for start in range(0, n, chunk_rows):
+    for start in range(0, n if m else 0, chunk_rows):  # no LFs: nothing to count (min over 0 columns fails)
         chunk = L[start:start + chunk_rows]
         voted = chunk != -1
         shared = np.count_nonzero(voted, axis=1) > 1
