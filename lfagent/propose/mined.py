@@ -121,12 +121,18 @@ def choose_threshold(sims: np.ndarray, is_class: np.ndarray, *, target_precision
 
 
 def mine_embedding_lfs(seed_emb: np.ndarray, seed_y: np.ndarray, class_names: list[str], *,
-                       multi_label: bool = False, targets: tuple[float, ...] = (0.9, 0.75),
+                       multi_label: bool = False, targets: tuple[float, ...] = (0.9,),
                        ) -> list[LabelingFunction]:
     """Prototype and nearest-neighbour LFs per class, thresholds chosen on the seeds.
 
     Nearest-neighbour similarities are leave-one-out (a seed is not its own neighbour), so the chosen
     threshold is not flattered by self-matches.
+
+    One threshold per kind by default: nested thresholds (0.9 inside 0.75) cast the same evidence twice,
+    and the label model, which takes LFs as independent, then grew sure of it; the embedding classifier
+    joins as one more expert on top. With (0.9, 0.75), sms "i'm at home. please call" got p(spam) 0.9998
+    from four embedding votes and `call`. The five-draw benchmark at (0.9,) against (0.9, 0.75):
+    `python -m evals --datasets youtube,sms,trec,goemotions --draws 5`, README "Benchmark".
     """
     k = len(class_names)
     member = (np.asarray(seed_y, dtype=bool) if multi_label
