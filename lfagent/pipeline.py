@@ -34,6 +34,7 @@ class PipelineConfig(BaseModel):
     mine_ngrams: bool = True
     mine_embeddings: bool = True
     max_ngram: int = 3
+    mine_shapes: bool = True  # token shapes (five-digit numbers, "150p") as regex LFs, see propose/mined.py
     min_votes: int = 3
     label_model: str = "auto"  # auto | majority | dawid_skene | metal (Snorkel's estimator)
     fallback: str = "embedding"  # embedding (logistic regression on seed embeddings) | prior
@@ -149,7 +150,7 @@ def candidate_lfs(corpus: Corpus, train: np.ndarray, config: PipelineConfig,
     lfs: list[LabelingFunction] = []
     if config.mine_ngrams:
         lfs += mine_ngram_lfs(texts, y, corpus.class_names, unlabeled_texts=corpus.unl_texts,
-                              max_n=config.max_ngram, multi_label=corpus.multi_label)
+                              max_n=config.max_ngram, multi_label=corpus.multi_label, shapes=config.mine_shapes)
     if config.mine_embeddings and corpus.seed_emb is not None:
         lfs += mine_embedding_lfs(corpus.seed_emb[train], y, corpus.class_names, multi_label=corpus.multi_label)
     # An LF from outside with a miner's name is the user's edit of it: it replaces the mined one.
@@ -192,7 +193,7 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
                            lf_labels=[_label_index(lf, corpus.class_names) for lf in candidates],
                            min_votes=config.min_votes, vouched=vouched_lfs(candidates, L_unl, corpus, prior),
                            keywords=_named(candidates, "llm:keywords"), incremental=_named(candidates, "llm:"),
-                           rules=_named(candidates, "mined:ngram"))
+                           rules=_named(candidates, "mined:ngram") | _named(candidates, "mined:shape"))
     dropped = dict(selection.dropped)
     failed = {lf.name: votes.errors[lf.fingerprint] for lf in candidates if lf.fingerprint in votes.errors}
     dropped.update({name: f"sandbox: {why}" for name, why in failed.items()})

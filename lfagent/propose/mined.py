@@ -2,6 +2,9 @@
 
 - n-gram LFs: words and phrases whose smoothed precision for a class on the seeds is high and that
   occur often enough in the unlabeled set to matter.
+- shape LFs, scored the same way: tokens with digits by their shape (`87077` and `86688` are both a
+  five-digit number, `150p` and `25p` a number then letters), so a cue no two seeds share word for word
+  (sms short codes, premium rates, phone numbers) can still gather seed evidence. Each is a regex LF.
 - embedding LFs: a class prototype (mean seed embedding) and a nearest-neighbour set (the class's seeds),
   each voting its class above a cosine threshold chosen on the seeds.
 
@@ -52,13 +55,14 @@ def _class_slug(name: str) -> str:
 def mine_ngram_lfs(seed_texts: list[str], seed_y: np.ndarray, class_names: list[str], *,
                    unlabeled_texts: list[str] | None = None, max_n: int = 3, min_seed_count: int = 2,
                    min_unlabeled_count: int = 3, smoothing: float = 2.0, min_precision: float = 0.6,
-                   per_class: int = 25, multi_label: bool = False) -> list[LabelingFunction]:
-    """Keyword LFs for n-grams with high smoothed precision on the seeds.
+                   per_class: int = 25, multi_label: bool = False, shapes: bool = True) -> list[LabelingFunction]:
+    """Keyword LFs for n-grams (and, with `shapes`, regex LFs for token shapes) with high smoothed
+    precision on the seeds.
 
     Smoothed precision for class c: (hits_c + s * prior_c) / (hits + s): shrinks rare n-grams to the prior.
     """
     k = len(class_names)
-    seed_sets = [ngrams(tokens(t), max_n) for t in seed_texts]
+    seed_sets = [features(t, max_n, shapes) for t in seed_texts]
     hits: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(k))
     for grams, label in zip(seed_sets, seed_y):
         label_vec = np.asarray(label, dtype=float) if multi_label else np.eye(k)[int(label)]
@@ -67,7 +71,7 @@ def mine_ngram_lfs(seed_texts: list[str], seed_y: np.ndarray, class_names: list[
     prior = (np.asarray(seed_y, dtype=float).mean(axis=0) if multi_label
              else np.bincount(np.asarray(seed_y, dtype=int), minlength=k) / len(seed_y))
     doc_count = Counter(g for grams in seed_sets for g in grams)
-    unl_count = _unlabeled_counts(unlabeled_texts, hits, max_n) if unlabeled_texts else None
+    unl_count = _unlabeled_counts(unlabeled_texts, hits, max_n, shapes) if unlabeled_texts else None
     bar = keyword_bar(prior, min_precision)
     scored: dict[int, list[tuple[float, str, float]]] = defaultdict(list)
     for gram, vec in hits.items():
@@ -84,12 +88,43 @@ def mine_ngram_lfs(seed_texts: list[str], seed_y: np.ndarray, class_names: list[
     return _ngram_lfs(scored, class_names, per_class, max_n)
 
 
-def _unlabeled_counts(texts: list[str], vocabulary, max_n: int) -> Counter:
+def _unlabeled_counts(texts: list[str], vocabulary, max_n: int, shapes: bool) -> Counter:
     wanted = set(vocabulary)
     counts: Counter = Counter()
     for text in texts:
-        counts.update(ngrams(tokens(text), max_n) & wanted)
+        counts.update(features(text, max_n, shapes) & wanted)
     return counts
+
+
+SHAPE_PREFIX = "shape:"  # shape features never collide with n-grams: tokens are lower case, no "shape:" glued
+_RUNS = re.compile(r"\d+|[^\d]+")
+
+
+def features(text: str, max_n: int, shapes: bool = True) -> set[str]:
+    words = tokens(text)
+    grams = ngrams(words, max_n)
+    if shapes:
+        grams |= {SHAPE_PREFIX + s for s in map(token_shape, words) if s}
+    return grams
+
+
+def token_shape(token: str) -> str | None:
+    """'87077' -> 'D5', '150p' -> 'D3a', '09058094583' -> 'D7+'; None without a digit.
+
+    Digit runs keep their length up to 6 (short codes, years, prices); longer ones (phone numbers) are one
+    shape. Letter runs are 'a' whatever their length.
+    """
+    if not any(ch.isdigit() for ch in token):
+        return None
+    return "".join((f"D{len(run)}" if len(run) < 7 else "D7+") if run[0].isdigit() else "a"
+                   for run in _RUNS.findall(token))
+
+
+def shape_pattern(shape: str) -> str:
+    """The regex for a token of this shape, bounded like a token (see TOKEN; LF regexes ignore case)."""
+    body = "".join(r"[a-z']+" if part == "a" else (r"\d{7,}" if part == "D7+" else rf"\d{{{part[1:]}}}")
+                   for part in re.findall(r"D\d\+?|a", shape))
+    return rf"(?<![a-z0-9']){body}(?![a-z0-9'])"
 
 
 def _ngram_lfs(scored, class_names, per_class, max_n) -> list[LabelingFunction]:
@@ -97,14 +132,22 @@ def _ngram_lfs(scored, class_names, per_class, max_n) -> list[LabelingFunction]:
     for c, items in sorted(scored.items()):
         items.sort(key=lambda item: (-item[0], item[1]))
         for _, gram, precision in items[:per_class]:
-            name = f"kw_{_class_slug(class_names[c])}_{_slug(gram)}"
+            shape = gram.removeprefix(SHAPE_PREFIX) if gram.startswith(SHAPE_PREFIX) else None
+            name = (f"shape_{_class_slug(class_names[c])}_{_slug(shape.replace('+', 'plus'))}" if shape
+                    else f"kw_{_class_slug(class_names[c])}_{_slug(gram)}")
             if name in seen:
                 continue
             seen.add(name)
+            detail = f"smoothed seed precision {precision:.2f}"
+            if shape:
+                lfs.append(LabelingFunction(
+                    name=name, kind="regex", label=class_names[c], pattern=shape_pattern(shape),
+                    description=f"a token shaped {shape} (D5: five digits, a: letters)",
+                    provenance=Provenance(source="mined:shape", detail=detail)))
+                continue
             lfs.append(LabelingFunction(
                 name=name, kind="keywords", label=class_names[c], keywords=[gram],
-                provenance=Provenance(source="mined:ngram",
-                                      detail=f"smoothed seed precision {precision:.2f}, n<={max_n}")))
+                provenance=Provenance(source="mined:ngram", detail=f"{detail}, n<={max_n}")))
     return lfs
 
 
