@@ -127,6 +127,12 @@ def shape_pattern(shape: str) -> str:
     return rf"(?<![a-z0-9']){body}(?![a-z0-9'])"
 
 
+def describe_shape(shape: str) -> str:
+    """'D3a' -> '3 digits then letters', for LF descriptions people read."""
+    return " then ".join("letters" if part == "a" else f"{part[1:]} digits"
+                         for part in re.findall(r"D\d\+?|a", shape))
+
+
 def _ngram_lfs(scored, class_names, per_class, max_n) -> list[LabelingFunction]:
     lfs, seen = [], set()
     for c, items in sorted(scored.items()):
@@ -142,7 +148,7 @@ def _ngram_lfs(scored, class_names, per_class, max_n) -> list[LabelingFunction]:
             if shape:
                 lfs.append(LabelingFunction(
                     name=name, kind="regex", label=class_names[c], pattern=shape_pattern(shape),
-                    description=f"a token shaped {shape} (D5: five digits, a: letters)",
+                    description=f"a token of {describe_shape(shape)}",
                     provenance=Provenance(source="mined:shape", detail=detail)))
                 continue
             lfs.append(LabelingFunction(
@@ -175,7 +181,7 @@ def mine_embedding_lfs(seed_emb: np.ndarray, seed_y: np.ndarray, class_names: li
     and the label model, which takes LFs as independent, then grew sure of it; the embedding classifier
     joins as one more expert on top. With (0.9, 0.75), sms "i'm at home. please call" got p(spam) 0.9998
     from four embedding votes and `call`. The five-draw benchmark at (0.9,) against (0.9, 0.75):
-    `python -m evals --datasets youtube,sms,trec,goemotions --draws 5`, README "Benchmark".
+    `python -m evals --datasets youtube,sms,trec,goemotions --draws 5`, README "Benchmarks and evaluation".
     """
     k = len(class_names)
     member = (np.asarray(seed_y, dtype=bool) if multi_label
