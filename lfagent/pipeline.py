@@ -193,7 +193,7 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
                            lf_labels=[_label_index(lf, corpus.class_names) for lf in candidates],
                            min_votes=config.min_votes, vouched=vouched_lfs(candidates, L_unl, corpus, prior),
                            keywords=_named(candidates, "llm:keywords"), incremental=_named(candidates, "llm:"),
-                           rules=_named(candidates, "mined:ngram") | _named(candidates, "mined:shape"))
+                           rules=_named(candidates, ("mined:ngram", "mined:shape")))
     dropped = dict(selection.dropped)
     failed = {lf.name: votes.errors[lf.fingerprint] for lf in candidates if lf.fingerprint in votes.errors}
     dropped.update({name: f"sandbox: {why}" for name, why in failed.items()})
@@ -209,8 +209,8 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
                        combine=config.combine, vouched=set(selection.on_meaning))
 
 
-def _named(lfs: list[LabelingFunction], source: str) -> set[str]:
-    """Names of the LFs whose provenance starts with `source` (e.g. "llm:" or "llm:keywords")."""
+def _named(lfs: list[LabelingFunction], source: str | tuple[str, ...]) -> set[str]:
+    """Names of the LFs whose provenance starts with `source` (e.g. "llm:", or a tuple of prefixes)."""
     return {lf.name for lf in lfs if lf.provenance.source.startswith(source)}
 
 

@@ -120,17 +120,22 @@ def token_shape(token: str) -> str | None:
                    for run in _RUNS.findall(token))
 
 
+def _shape_parts(shape: str) -> list[tuple[str, bool]]:
+    """'D3a' -> [('3', False), ('a', False)]; 'D7+' -> [('7', True)]: digit counts (at least, when True) or 'a'."""
+    return [(count or "a", bool(plus)) for count, plus in re.findall(r"D(\d+)(\+?)|a", shape)]
+
+
 def shape_pattern(shape: str) -> str:
     """The regex for a token of this shape, bounded like a token (see TOKEN; LF regexes ignore case)."""
-    body = "".join(r"[a-z']+" if part == "a" else (r"\d{7,}" if part == "D7+" else rf"\d{{{part[1:]}}}")
-                   for part in re.findall(r"D\d\+?|a", shape))
+    body = "".join(r"[a-z']+" if count == "a" else rf"\d{{{count}{',' if plus else ''}}}"
+                   for count, plus in _shape_parts(shape))
     return rf"(?<![a-z0-9']){body}(?![a-z0-9'])"
 
 
 def describe_shape(shape: str) -> str:
     """'D3a' -> '3 digits then letters', for LF descriptions people read."""
-    return " then ".join("letters" if part == "a" else f"{part[1:]} digits"
-                         for part in re.findall(r"D\d\+?|a", shape))
+    return " then ".join("letters" if count == "a" else f"{count}{'+' if plus else ''} digits"
+                         for count, plus in _shape_parts(shape))
 
 
 def _ngram_lfs(scored, class_names, per_class, max_n) -> list[LabelingFunction]:
@@ -179,8 +184,8 @@ def mine_embedding_lfs(seed_emb: np.ndarray, seed_y: np.ndarray, class_names: li
 
     One threshold per kind by default: nested thresholds (0.9 inside 0.75) cast the same evidence twice,
     and the label model, which takes LFs as independent, then grew sure of it; the embedding classifier
-    joins as one more expert on top. With (0.9, 0.75), sms "i'm at home. please call" got p(spam) 0.9998
-    from four embedding votes and `call`. The five-draw benchmark at (0.9,) against (0.9, 0.75):
+    joins as one more expert on top. With (0.9, 0.75), sms "i'm at home. please call" was near-certain spam
+    from four embedding votes and `call` (one look at draw 0, not a benchmark). The five-draw benchmark at (0.9,) against (0.9, 0.75):
     `python -m evals --datasets youtube,sms,trec,goemotions --draws 5`, README "Benchmarks and evaluation".
     """
     k = len(class_names)
