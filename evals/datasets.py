@@ -75,6 +75,24 @@ class Draw:
     extra_rows: np.ndarray
 
 
+# WRENCH trec's test split, unlike its train and valid splits, starts every question with its fine-grained
+# TREC label ("ind Who was ...", "def What is ...") and keeps the original case, while train is lower-cased
+# without it. The label word leaks the answer and the case shifts the distribution, so test questions are
+# made to look like the train ones the seeds come from.
+TREC_FINE_LABELS = frozenset(
+    "abb exp animal body color cremat currency dismed event food instru lang letter other plant product religion "
+    "sport substance symbol techmeth termeq veh word def desc manner reason gr ind title city country mount state "
+    "code count date dist money ord perc period speed temp volsize weight".split())
+
+
+def strip_trec_labels(texts: list[str]) -> list[str]:
+    """Drop a leading fine-grained TREC label and lower-case, if every text has one; else leave them be."""
+    heads = [text.split(" ", 1) for text in texts]
+    if not texts or not all(len(h) == 2 and h[0] in TREC_FINE_LABELS for h in heads):
+        return texts
+    return [rest.lower() for _, rest in heads]
+
+
 def _read_wrench_split(path: Path, prefix: str) -> Split:
     if not path.is_file():
         raise InputError("WRENCH split file not found", path=path)
@@ -99,8 +117,11 @@ def load_wrench(folder: str | Path, name: str | None = None) -> BenchData:
     description, class_descriptions = DESCRIPTIONS.get(
         short, (f"Classify each text as one of: {', '.join(class_names)}.", {}))
     positive = class_names.index("spam") if short == "sms" and "spam" in class_names else None
+    test = _read_wrench_split(folder / "test.json", "test")
+    if short == "trec":
+        test.texts = strip_trec_labels(test.texts)
     return BenchData(name=name, class_names=class_names, train=_read_wrench_split(folder / "train.json", "train"),
-                     test=_read_wrench_split(folder / "test.json", "test"), positive_class=positive,
+                     test=test, positive_class=positive,
                      description=description, class_descriptions=class_descriptions)
 
 

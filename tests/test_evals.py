@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))  # evals/ is a folder of the repository, not of the installed package
 
-from evals.datasets import BenchData, Split, load_dataset, load_goemotions, load_wrench, make_draw  # noqa: E402
+from evals.datasets import (TREC_FINE_LABELS, BenchData, Split, load_dataset, load_goemotions,  # noqa: E402
+                            load_wrench, make_draw, strip_trec_labels)
 from evals.metrics import mean_sd, prediction_scores  # noqa: E402
 from evals.systems import parse_class_answer, read_silver, write_task_dir, DrawContext  # noqa: E402
 
@@ -105,6 +106,22 @@ def test_wrench_loader_reads_splits_and_weak_labels():
     assert not set(data.train.ids) & set(data.test.ids)
     other = load_wrench(SHARED_DATA / "wrench-sms")  # as given by --wrench-dir: named after its folder
     assert other.name == "wrench-sms" and other.positive_class == 1 and other.description == data.description
+
+
+def test_trec_label_words_are_stripped_only_when_every_text_has_one():
+    assert strip_trec_labels(["ind Who was Galileo ?", "def What is an atom ?"]) == ["who was galileo ?",
+                                                                                 "what is an atom ?"]
+    mixed = ["ind Who was Galileo ?", "What is an atom ?"]
+    assert strip_trec_labels(mixed) == mixed  # not the leaky format: left as it is
+
+
+@needs_data
+def test_trec_test_questions_look_like_train_ones():
+    data = load_dataset("trec", SHARED_DATA)
+    assert len(data.test) == 500
+    firsts = {text.split()[0] for text in data.test.texts}
+    assert not firsts & TREC_FINE_LABELS and all(text == text.lower() for text in data.test.texts)
+    assert {"what", "how", "who"} <= firsts
 
 
 @needs_data
