@@ -116,3 +116,31 @@ def _example_context():
     seeds = load_seeds(task)
     return PromptContext(task=task, examples=typical_examples(seeds.texts, np.asarray(seeds.y), task.class_names,
                                                               per_class=4, seed=0))
+
+
+LOOPING = ('import re\n\ndef label(record):\n    text = record["text"].lower()\n    if re.search(r"\\b(heart|love|joy|'
+           'luck|power|energy|efficiency|energy|efficiency|power|energy|efficiency|energy|efficiency|')
+
+
+def _continue_loop(settings) -> str:
+    from lfagent.llm.base import ChatMessage
+    from lfagent.llm.local import LocalLLM
+
+    request = ChatRequest(messages=[
+        ChatMessage(role="user", content="Write a Python labeling function for happy YouTube comments."),
+        ChatMessage(role="assistant", content="```python\n" + LOOPING)], max_tokens=60, temperature=0.0, seed=0)
+    with LocalLLM(settings=settings) as llm:
+        text = llm.chat(request).text
+    return text.split(LOOPING, 1)[-1]  # the continuation only (the server may echo the primer)
+
+
+@pytest.mark.slow
+def test_dry_sampling_breaks_the_loops_small_models_fall_into():
+    from lfagent.llm.local import LocalServerSettings
+
+    # Control: without DRY the model goes on repeating what the regex already repeats, to max_tokens.
+    looped = _continue_loop(LocalServerSettings(dry_multiplier=0))
+    assert looped.count("energy|efficiency") >= 5 and ")" not in looped.split("\n")[0], looped
+    # With it, the alternation is closed on the same line and the function goes on.
+    reply = _continue_loop(LocalServerSettings())
+    assert ")" in reply.split("\n")[0] and "return" in reply, reply

@@ -18,14 +18,31 @@ from lfagent.llm.openai_compat import OpenAICompatLLM, RetryPolicy
 
 
 class LocalServerSettings:
-    """llama.cpp server settings; n_ctx is shared by the `n_parallel` slots."""
+    """llama.cpp server settings; n_ctx is shared by the `n_parallel` slots.
+
+    `dry_multiplier` turns on llama.cpp's DRY ("don't repeat yourself") sampler for every request: small
+    models fall into loops such as `love|thank you|thank you|thank you|...` inside a regex until
+    max_tokens cuts the reply, and DRY penalises a repeated token sequence more the longer it runs.
+    0 turns it off.
+    """
 
     def __init__(self, *, n_ctx: int = 8192, n_threads: int = 2, n_parallel: int = 2,
-                 verbosity: int = 1):
+                 verbosity: int = 1, dry_multiplier: float = 0.8, dry_base: float = 1.75,
+                 dry_allowed_length: int = 2):
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.n_parallel = n_parallel
         self.verbosity = verbosity  # llama.cpp logs model loading at 3; 1 keeps errors only
+        self.dry_multiplier = dry_multiplier
+        self.dry_base = dry_base
+        self.dry_allowed_length = dry_allowed_length
+
+    @property
+    def sampler_tag(self) -> str:
+        """Part of the cache namespace: answers drawn with another sampler are not reused."""
+        if not self.dry_multiplier:
+            return ""
+        return f":dry{self.dry_multiplier:g}/{self.dry_base:g}/{self.dry_allowed_length}"
 
 
 def start_llama_server(model_path: Path, alias: str, settings: LocalServerSettings):
@@ -45,6 +62,10 @@ def start_llama_server(model_path: Path, alias: str, settings: LocalServerSettin
     params.hostnames = ["127.0.0.1"]
     params.port = 0  # the OS picks a free port
     params.verbosity = settings.verbosity
+    # Server-wide sampling defaults: every request gets them unless it says otherwise.
+    params.sampling.dry_multiplier = settings.dry_multiplier
+    params.sampling.dry_base = settings.dry_base
+    params.sampling.dry_allowed_length = settings.dry_allowed_length
     try:
         return xllamacpp.Server(params)
     except Exception as error:
@@ -80,7 +101,7 @@ class LocalLLM(OpenAICompatLLM):
         self.model_path: Path | None = None
         self._server = None
         self._start_lock = threading.Lock()
-        self._identity = local_model_identity(self.model)
+        self._identity = local_model_identity(self.model) + self.settings.sampler_tag
 
     @property
     def cache_namespace(self) -> str:
