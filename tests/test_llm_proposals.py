@@ -73,6 +73,18 @@ def test_inverted_logic_is_labelled_by_what_it_returns():
     assert parse(reply, target="SPAM").label == "HAM"
 
 
+def test_class_named_in_another_case_is_rewritten_to_the_class():
+    reply = ("```python\ndef label(record):\n    t = record['text']  # 'Spam' stays in comments and tests\n"
+             "    if 'Spam' in t:\n        return 'spam'\n    return 'Ham ' if 'é' in t else None\n```")
+    lf = parse(reply)
+    assert lf.label is None and "return 'SPAM'" in lf.source and "'HAM' if 'é' in t" in lf.source
+    assert "'Spam' in t" in lf.source and "# 'Spam' stays" in lf.source
+    # Two classes that differ only in case: no guessing, the unknown return is rejected.
+    with pytest.raises(ProposalRejected, match="not classes"):
+        parse_code_reply("```python\ndef label(record):\n    return 'SPAM'\n```", target="spam",
+                         class_names=["spam", "Spam"], round_=1, model="m")
+
+
 @pytest.mark.parametrize("reply, reason", [
     ("I cannot help with that.", "never returns a class"),
     ("```python\ndef label(record):\n    return None\n```", "never returns a class"),

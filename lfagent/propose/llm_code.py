@@ -60,6 +60,7 @@ def parse_code_reply(reply: str, *, target: str | None, class_names: list[str], 
         raise ProposalRejected("lint: " + "; ".join(problems[:3]))
     if _never_votes(source):
         raise ProposalRejected("the function never returns a class (it can only abstain)")
+    source = match_class_case(source, class_names)
     voted = _returned_constants(source)
     unknown = sorted(v for v in voted if v not in class_names)
     if unknown:
@@ -75,13 +76,13 @@ def parse_code_reply(reply: str, *, target: str | None, class_names: list[str], 
         description=f"LLM-written code LF for {target}" + (f", refining {parent}" if parent else ""))
 
 
-def _returned_constants(source: str) -> set[str]:
+def _returned_nodes(source: str) -> list[ast.Constant]:
     """String constants a `return` can hand back (plain, or either side of `x if c else y`)."""
-    found: set[str] = set()
+    found: list[ast.Constant] = []
 
     def visit(value):
         if isinstance(value, ast.Constant) and isinstance(value.value, str):
-            found.add(value.value)
+            found.append(value)
         elif isinstance(value, ast.IfExp):
             visit(value.body), visit(value.orelse)
 
@@ -89,6 +90,29 @@ def _returned_constants(source: str) -> set[str]:
         if isinstance(node, ast.Return):
             visit(node.value)
     return found
+
+
+def _returned_constants(source: str) -> set[str]:
+    return {node.value for node in _returned_nodes(source)}
+
+
+def match_class_case(source: str, class_names: list[str]) -> str:
+    """Rewrite returned strings that name a class in another case ("HAM" for "ham") to its spelling.
+
+    Small models often upper-case class names. Only the returned literals change, in place; nothing
+    is guessed when two classes differ only in case.
+    """
+    lookup = {name.lower(): name for name in class_names}
+    if len(lookup) < len(class_names):
+        return source
+    lines = source.splitlines(keepends=True)
+    edits = [(node.lineno - 1, node.col_offset, node.end_col_offset, lookup[node.value.strip().lower()])
+             for node in _returned_nodes(source)
+             if node.value not in class_names and node.value.strip().lower() in lookup and node.lineno == node.end_lineno]
+    for row, start, end, name in sorted(edits, reverse=True):  # right to left: offsets stay valid
+        raw = lines[row].encode("utf-8")  # ast offsets count UTF-8 bytes
+        lines[row] = (raw[:start] + repr(name).encode("utf-8") + raw[end:]).decode("utf-8")
+    return "".join(lines)
 
 
 def _never_votes(source: str) -> bool:
