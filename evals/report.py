@@ -38,8 +38,10 @@ def _git_commit() -> str | None:
     try:
         done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
                               capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=Path(__file__).parent,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=5).stdout.splitlines()
+        # Result files being rewritten (by this very run, or a rerun into the same folder) are not code.
+        dirty = [line for line in status if not line[3:].startswith(("evals/results/", "benchmarks/results/"))]
         return (done.stdout.strip() + ("+uncommitted changes" if dirty else "")) if done.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
