@@ -106,9 +106,11 @@ def match_class_case(source: str, class_names: list[str]) -> str:
     if len(lookup) < len(class_names):
         return source
     lines = source.splitlines(keepends=True)
-    edits = [(node.lineno - 1, node.col_offset, node.end_col_offset, lookup[node.value.strip().lower()])
-             for node in _returned_nodes(source)
-             if node.value not in class_names and node.value.strip().lower() in lookup and node.lineno == node.end_lineno]
+    edits = []
+    for node in _returned_nodes(source):
+        name = lookup.get(node.value.strip().lower())
+        if name and name != node.value and node.lineno == node.end_lineno:
+            edits.append((node.lineno - 1, node.col_offset, node.end_col_offset, name))
     for row, start, end, name in sorted(edits, reverse=True):  # right to left: offsets stay valid
         raw = lines[row].encode("utf-8")  # ast offsets count UTF-8 bytes
         lines[row] = (raw[:start] + repr(name).encode("utf-8") + raw[end:]).decode("utf-8")
