@@ -206,8 +206,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # keep test output clean
         pass
 
+    _counted = False  # this request is in the server's in_flight count
+
+    def _done(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.scripted._leave()
+
     def _send(self, status: int, payload: bytes, content_type: str = "application/json",
               headers: dict[str, str] | None = None) -> None:
+        # Leave the in-flight count before the client can read the answer: else its next request may
+        # arrive while this one still counts, and max_in_flight overstates the client's concurrency.
+        self._done()
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -248,10 +258,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         scripted = self.scripted
         scripted._enter(body)
+        self._counted = True
         try:
             self._answer(body)
         finally:
-            scripted._leave()
+            self._done()
 
     def _answer(self, body: dict) -> None:
         scripted = self.scripted
