@@ -4,4 +4,5 @@ datasets.py  WRENCH folders and a GoEmotions multi-label subset; seeded draws of
 systems.py   lfagent-<llm>, lr-seeds, zeroshot, wrench-mv / wrench-lfagent-lm / wrench-snorkel
 metrics.py   scores per draw, mean/sd over draws
 bench.py     the loop; report.py: RESULTS.md, results.json, results.png
+vocab_probe.py  does an LLM know which words mark which class? (python -m evals.vocab_probe)
 """
