@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                               workers=args.workers) for name in args.datasets.split(",")]
     finally:
         llm.close()
-    command = "python -m evals.vocab_probe " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    command = "python -m evals.vocab_probe " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {"command": command, "date": started, "machine": machine_info(), "model": llm.describe(), "rows": rows}
     text = markdown(result)
     print(text)
