@@ -1,6 +1,6 @@
 """Scale benchmark for `lfagent generate`: 1M synthetic comments through the youtube-spam run's LFs.
 
-    python benchmarks/generate_scale.py [--n 1000000] [--snorkel-n 50000] [--repeat 2] [--work /tmp/lfagent-bench]
+    python -m benchmarks.generate_scale [--n 1000000] [--snorkel-n 50000] [--repeat 2] [--work /tmp/lfagent-bench]
 
 For each engine (local, ray) x workers (1, 2) it runs the real CLI under `/usr/bin/time -v` and samples
 the whole process tree in /proc every 0.2 s. Memory columns:
@@ -44,7 +44,7 @@ def ensure_run(work: Path) -> Path:
 
 
 def ensure_corpus(work: Path, n: int) -> Path:
-    from lfagent.generate.synthetic import write_synthetic_corpus
+    from benchmarks.corpus import write_synthetic_corpus
 
     path = work / f"comments-{n}.jsonl"
     if not path.is_file():
@@ -144,8 +144,8 @@ def snorkel_rate(run: Path, corpus: Path, n: int) -> float:
     import pandas as pd
     from snorkel.labeling import LabelingFunction, PandasLFApplier
 
-    from lfagent.apply import _regex, keyword_regex
-    from lfagent.artifacts import load_model
+    from lfagent.sandbox.apply import _regex, keyword_regex
+    from lfagent.rundir.files import load_model
 
     model = load_model(run)
     names = model.task_spec().class_names
@@ -180,7 +180,7 @@ def table(results: dict, n: int, snorkel_runs: list[float], snorkel_n: int, n_lf
                  f"{snorkel:,.0f} | 1.0 | | | | | | {' / '.join(f'{v:,.0f}' for v in snorkel_runs)} |")
     scaling = {e: results[(e, 2)]["steady"] / results[(e, 1)]["steady"] for e in ("local", "ray")
                if (e, 1) in results and (e, 2) in results and results[(e, 1)]["steady"]}
-    notes = [f"{n:,} synthetic comments (lfagent/generate/synthetic.py, seed 0), {n_lfs} keyword LFs of the "
+    notes = [f"{n:,} synthetic comments (benchmarks/corpus.py, seed 0), {n_lfs} keyword LFs of the "
              f"youtube-spam run, batch 10,000, Parquet output; Snorkel on the first {snorkel_n:,}.",
              f"each configuration ran {repeat} time(s), interleaved; the row shows its run with the best steady "
              "rate (all runs in the last column); other jobs = CPU used meanwhile by processes outside the run",
@@ -217,12 +217,12 @@ def main() -> int:
                 results[(engine, workers)] = r
             else:
                 best["all_steady"] = r["all_steady"]
-    from lfagent.artifacts import load_model
+    from lfagent.rundir.files import load_model
 
     n_lfs = len(load_model(run).lfs)
     text = table(results, args.n, snorkel_runs, min(args.snorkel_n, args.n), n_lfs, " ".join(load), args.repeat)
     print(text)
-    command = "python benchmarks/generate_scale.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.generate_scale " + " ".join(sys.argv[1:])
     RESULTS.write_text(f"# generate at scale\n\nCommand: `{command.strip()}`\n\n{text}", encoding="utf-8")
     return 0
 

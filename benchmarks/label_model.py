@@ -41,7 +41,7 @@ def spam_f1(y: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def ours(method: str, with_dev: bool = False):
-    from lfagent.aggregate import LabelModel
+    from lfagent.fit import LabelModel
 
     def run(name, k, L_train, L_test, dev):
         kwargs = {"L_dev": dev[0], "y_dev": dev[1]} if with_dev else {}
@@ -109,7 +109,7 @@ def model_row(run, splits) -> str:
 
 def agreement_table(splits, seeds=(0, 1, 2)) -> str:
     """lfagent metal vs Snorkel, same seed: largest probability gap and argmax disagreements on test."""
-    from lfagent.aggregate import LabelModel
+    from lfagent.fit import LabelModel
     lines = ["| dataset | seed | metal figure | Snorkel figure | max abs prob diff | argmax disagreements |",
              "|---|---|---|---|---|---|"]
     for name, k in DATASETS.items():
@@ -125,7 +125,7 @@ def agreement_table(splits, seeds=(0, 1, 2)) -> str:
 
 def scale_table(sizes=((100_000, 20), (1_000_000, 50)), seed: int = 0) -> str:
     """Fit/predict time on synthetic n x m binary matrices (LFs vote y w.p. accuracy)."""
-    from lfagent.aggregate import LabelModel
+    from lfagent.fit import LabelModel
     lines = ["| synthetic n x m | method | fit s | predict s | accuracy |", "|---|---|---|---|---|"]
     for n, m in sizes:
         rng = np.random.default_rng(seed)

@@ -1,4 +1,4 @@
-"""Benchmark harness for lfagent (AutoWS-Bench-101 style): `python -m evals` or `lfagent bench`.
+"""Benchmark harness for lfagent (AutoWS-Bench-101 style): `python -m evals` from a checkout.
 
 datasets.py  WRENCH folders and a GoEmotions multi-label subset; seeded draws of seeds/unlabeled rows
 systems.py   lfagent-<llm>, lr-seeds, zeroshot, wrench-mv / wrench-lfagent-lm / wrench-snorkel

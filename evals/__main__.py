@@ -1,4 +1,4 @@
-"""`python -m evals` (also `lfagent bench`): run the benchmark, print the tables, write evals/results/.
+"""`python -m evals`: run the benchmark, print the tables, write evals/results/.
 
     python -m evals --datasets youtube,sms,trec,goemotions --draws 5
     python -m evals --quick --systems lfagent-local          # one draw, small unlabeled pool

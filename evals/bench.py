@@ -40,8 +40,8 @@ def load_all(config: BenchConfig) -> list[BenchData]:
 
 
 def make_embedder() -> Callable[[list[str]], np.ndarray]:
-    from lfagent.embed import Embedder
-    from lfagent.session import default_cache_dir
+    from lfagent.data.embed import Embedder
+    from lfagent.data.embed import default_cache_dir
 
     embedder = Embedder(default_cache_dir() / "embeddings.sqlite")
     return embedder.encode
@@ -49,7 +49,7 @@ def make_embedder() -> Callable[[list[str]], np.ndarray]:
 
 def _zeroshot_cache() -> Path:
     # Zero-shot answers depend on the record, not the draw: later draws reuse them (tokens still count).
-    from lfagent.session import default_cache_dir
+    from lfagent.data.embed import default_cache_dir
 
     return default_cache_dir() / "evals-zeroshot-llm.sqlite"
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from lfagent.errors import InputError
-from lfagent.report.rundir import read_json
+from lfagent.rundir.read import read_json
 
 # Settings that change what a draw measures: parts that differ here are not one benchmark.
 PROTOCOL = ("n_seeds", "extra_unlabeled", "rounds", "max_llm_calls", "zeroshot_limit")

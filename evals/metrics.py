@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lfagent.aggregate import expected_calibration_error, multilabel_expected_calibration_error
-from lfagent.crossfit import macro_f1, multilabel_f1
+from lfagent.fit import expected_calibration_error, multilabel_expected_calibration_error
+from lfagent.fit.crossfit import macro_f1, multilabel_f1
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from evals.paired import paired_differences
-from lfagent.artifacts import jsonable
+from lfagent.rundir.files import jsonable
 
 
 def machine_info() -> dict:

@@ -112,7 +112,7 @@ def read_silver(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarra
 
 
 def run_lfagent(ctx: DrawContext, llm: str) -> SystemOutput:
-    from lfagent.agent import run_agent
+    from lfagent.agent.run import run_agent
 
     with tempfile.TemporaryDirectory(prefix="lfagent-eval-", dir=ctx.work_dir) as tmp:
         task_path = write_task_dir(Path(tmp) / "task", ctx)
@@ -161,11 +161,11 @@ def run_wrench_label_model(ctx: DrawContext, method: str) -> SystemOutput:
     L_train, L_test = data.train.L, data.test.L
     L_extra = L_train[draw.extra_rows]
     if method == "mv":
-        from lfagent.aggregate import majority_vote_proba
+        from lfagent.fit import majority_vote_proba
 
         test_probs, train_probs = (majority_vote_proba(L, data.k) for L in (L_test, L_extra))
     elif method == "lfagent-lm":
-        from lfagent.aggregate import LabelModel
+        from lfagent.fit import LabelModel
 
         model = LabelModel(cardinality=data.k).fit(L_train, seed=draw.seed)
         test_probs, train_probs = model.predict_proba(L_test), model.predict_proba(L_extra)

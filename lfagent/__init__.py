@@ -1,6 +1,6 @@
 """lfagent: task + ~100 seed labels -> sandboxed labeling functions -> calibrated silver labels."""
-from lfagent.aggregate import LabelModel, MultiLabelModel
-from lfagent.export import load_lfs
+from lfagent.fit import LabelModel, MultiLabelModel
+from lfagent.rundir.export import load_lfs
 from lfagent.lf import ABSTAIN, LabelingFunction, Provenance
 from lfagent.session import Session
 from lfagent.task import ClassSpec, TaskSpec, load_task

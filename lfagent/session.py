@@ -10,42 +10,43 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from lfagent.crossfit import Metrics, PipelineResult, run_pipeline
+from lfagent.fit.crossfit import Metrics, PipelineResult, run_pipeline
 from lfagent.data.dataset import Records, load_records, load_seeds, load_unlabeled
 from lfagent.errors import InputError
+from lfagent.llm.budget import LLMLimits
 from lfagent.lf import LabelingFunction
-from lfagent.pipeline import Corpus, PipelineConfig, VoteCache
-from lfagent.store import RunStore
+from lfagent.fit.corpus import Corpus, VoteCache
+from lfagent.fit.fold_fit import PipelineConfig
+from lfagent.rundir.store import RunStore
 from lfagent.task import TaskSpec, load_task
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("LFAGENT_CACHE", Path.home() / ".cache" / "lfagent"))
 
 
 class Session:
     def __init__(self, task: TaskSpec | str | Path, run_dir: str | Path | None = None, *, llm="none",
-                 config: PipelineConfig | None = None, progress=None, pool=None, embed: bool = True):
+                 config: PipelineConfig | None = None, progress=None, pool=None, embed: bool = True,
+                 limits: LLMLimits | None = None):
         self.task = task if isinstance(task, TaskSpec) else load_task(task)
         self.run_dir = Path(run_dir) if run_dir else Path("runs") / self.task.name
         self.store = RunStore(self.run_dir)
         self.config = config or PipelineConfig(**(self.store.get_meta("config") or {}))
         self.store.set_meta("config", self.config.model_dump())
         self.store.set_meta("task", {**self.task.model_dump(mode="json"), "base_dir": str(self.task.base_dir)})
+        if not isinstance(task, TaskSpec):  # so `lfagent run --resume` can continue a run made here
+            self.store.set_meta("task_path", str(Path(task).resolve()))
+            if self.store.get_meta("run_args") is None:  # ...with this session's LLM and embeddings
+                self.store.set_meta("run_args", {"llm": llm or "auto", "no_embeddings": not embed})
         self.say = progress or (lambda message: None)
         self._pool = pool
         self._own_pool = False
-        self._embed = embed
+        self.uses_embeddings = embed
         self.llm_spec = llm or "auto"
         self._llm = None
-        self.limits: dict = {}
-        self.prices: tuple[float, float] = (0.0, 0.0)  # USD per 1M prompt / completion tokens
-        self.round = 0
+        self.limits = limits or LLMLimits()  # calls, tokens and prices for this session's LLM
+        self.llm_round = 0  # the round the LLM's calls are recorded under (set by the proposal stage)
         self.result: PipelineResult | None = None
         self.seeds: Records = load_seeds(self.task)
         self.unlabeled: Records = load_unlabeled(self.task)
@@ -55,8 +56,8 @@ class Session:
     # -- data
     def _build_corpus(self) -> Corpus:
         seed_emb = unl_emb = class_emb = embed = None
-        if self._embed:
-            from lfagent.embed import Embedder
+        if self.uses_embeddings:
+            from lfagent.data.embed import Embedder, default_cache_dir
 
             self.say(f"embedding {len(self.seeds) + len(self.unlabeled)} records with all-MiniLM-L6-v2")
             embedder = Embedder(default_cache_dir() / "embeddings.sqlite")
@@ -68,10 +69,11 @@ class Session:
         return Corpus(class_names=self.task.class_names, multi_label=self.task.multi_label,
                       seed_texts=self.seeds.texts, seed_y=self.seeds.y, unl_texts=self.unlabeled.texts,
                       seed_emb=seed_emb, unl_emb=unl_emb, seed_rows=self.seeds.rows, unl_rows=self.unlabeled.rows,
-                      class_emb=class_emb, embed=embed)
+                      class_emb=class_emb, embed=embed, text_field=self.task.text_field,
+                      embedder_name="all-MiniLM-L6-v2" if self.uses_embeddings else None)
 
     def _pool_for(self, lfs: list[LabelingFunction]):
-        from lfagent.apply import is_trusted
+        from lfagent.sandbox.apply import is_trusted
 
         return None if all(is_trusted(lf) for lf in lfs) else self.pool
 
@@ -93,8 +95,13 @@ class Session:
         return [lf for lf, _, pinned, _ in self.store.lfs()
                 if not lf.provenance.source.startswith("mined") or pinned == "keep"]
 
-    def _pins(self) -> dict[str, str]:
+    def user_pins(self) -> dict[str, str]:
+        """The user's own pins: 'keep' or 'drop' per LF name."""
         return {lf.name: pinned for lf, _, pinned, _ in self.store.lfs() if pinned}
+
+    def pins(self) -> dict[str, str]:
+        """Pins a fit obeys: LFs the agent's screen dropped, then the user's pins, which win."""
+        return {**{name: "drop" for name in self.store.get_meta("screened_out", {})}, **self.user_pins()}
 
     def update_lf(self, lf: LabelingFunction) -> None:
         """Replace an LF by an edited version (same name); code is linted, then re-scored at the next fit."""
@@ -122,17 +129,13 @@ class Session:
     # -- the LLM
     @property
     def llm(self):
-        """The LLM backend, built on first use; every response is kept in the run store."""
+        """The LLM backend, built on first use with this session's limits; every response is kept in the
+        run store, and calls paid in earlier sessions of the run count against the budget."""
         if self._llm is None and self.llm_spec != "none":
-            from lfagent.llm.budget import Budget
             from lfagent.llm.cache import ResponseCache
             from lfagent.llm.factory import make_llm
 
-            from lfagent.llm.budget import Prices
-
-            prompt_price, completion_price = self.prices
-            budget = Budget(max_calls=self.limits.get("max_llm_calls"), max_tokens=self.limits.get("max_tokens"),
-                            prices=Prices(prompt_per_million=prompt_price, completion_per_million=completion_price))
+            budget = self.limits.budget()
             budget.add_prior_usage(**self.store.llm_usage())
             self._llm = make_llm(self.llm_spec, cache=ResponseCache(self.run_dir / "llm_cache.sqlite"),
                                  budget=budget, on_response=self._record_llm_call)
@@ -144,122 +147,46 @@ class Session:
         if response.cached:
             return
         cost = self._llm.budget.prices.cost(response.prompt_tokens, response.completion_tokens) if self._llm else 0.0
-        self.store.put_llm_call(canonical_request_key(request, "run"), round_=self.round, purpose="propose",
+        self.store.put_llm_call(canonical_request_key(request, "run"), round_=self.llm_round, purpose="propose",
                                 request=request.model_dump(mode="json"), response=response.model_dump(mode="json"),
                                 prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
                                 cost=cost)
 
-    def _proposer(self):
-        from lfagent.propose.llm_proposer import LLMProposer
+    def proposals(self, round_: int = 0):
+        """The LLM's side of round `round_`: prompts built from this session, proposals admitted here."""
+        from lfagent.agent.proposals import ProposalStage
 
-        if self.llm is None:
-            raise InputError("this session has no LLM (--llm none); start it with --llm local or openai:MODEL")
-        embed = self.embedder.encode if self._embed else None
-        return LLMProposer(self.llm, class_names=self.task.class_names, embed=embed, seed_emb=self.corpus.seed_emb,
-                           seed_members=self._seed_members())
+        return ProposalStage(self, round_)
 
-    def prompt_context(self):
-        from lfagent.propose.prompting import PromptContext, choose_examples, typical_examples
+    def prompt_context(self, round_: int = 0):
+        return self.proposals(round_).prompt_context()
 
-        result = self.result
-        examples = choose_examples(self.seeds.texts, self.seeds.y, self.task.class_names,
-                                   heldout=None if result is None else result.heldout_probs,
-                                   covered=None if result is None else self._seed_covered(),
-                                   per_class=4, seed=self.config.seed + self.round, multi_label=self.task.multi_label)
-        current = []
-        if result is not None:
-            by_name = {lf.name: lf for lf, *_ in self.store.lfs()}  # one read, not one per kept LF
-            for row in self.lfs:
-                if row["status"] == "kept":
-                    current.append(f"{row['name']}: {by_name[row['name']].summary()} "
-                                   f"(seed accuracy {row['seed_accuracy']})")
-        typical = typical_examples(self.seeds.texts, self.seeds.y, self.task.class_names, per_class=4,
-                                   seed=self.config.seed + 1000 * self.round, multi_label=self.task.multi_label)
-        return PromptContext(task=self.task, examples=examples, guideline=self.store.get_meta("guideline", ""),
-                             current_lfs=current, round=self.round, typical=typical)
+    def write_guideline(self, *, round_: int = 1) -> str | None:
+        """Ask the LLM for a labeling guideline once (see ProposalStage.write_guideline)."""
+        return self.proposals(round_).write_guideline()
 
-    def _seed_covered(self) -> np.ndarray:
-        L_seed, _ = self.votes.matrices(self.result.final.lfs)
-        return (L_seed != -1).any(axis=1) if L_seed.shape[1] else np.zeros(len(self.seeds), bool)
+    def propose(self, n: int = 1, *, kind: str = "code", class_name: str | None = None, round_: int = 0):
+        """Ask the LLM for LFs; new ones become candidates, rejections are recorded with their reason."""
+        return self.proposals(round_).propose(n, kind=kind, class_name=class_name)
 
-    def write_guideline(self) -> str | None:
-        """Ask the LLM for a labeling guideline once; later prompts reuse the lines worth reusing
-        (propose/guideline.py). The dropped lines and why are in the run store's events."""
-        from lfagent.propose.guideline import clean_guideline
+    def refine(self, name: str, *, round_: int = 0):
+        """Show an LF its false positives and misses on the seeds and ask for a better version."""
+        return self.proposals(round_).refine(name)
 
-        stored = self.store.get_meta("guideline")
-        if stored is not None:
-            return stored
-        written, cut = self._proposer().guideline(self.prompt_context())
-        if written is None:
-            return None
-        text, dropped = clean_guideline(
-            written, classes=[(c.name, c.description) for c in self.task.classes], seed_texts=self.seeds.texts,
-            seed_classes=self._seed_class_sets(), cut=cut)
-        self.store.set_meta("guideline", text)
-        self.store.event("guideline", {"kept": text, "dropped": [{"line": line, "reason": why} for line, why in dropped]})
-        if dropped:
-            self.say(f"guideline: {len(dropped)} of its lines dropped ({dropped[0][1]}, ...); "
-                     f"{len(text.splitlines())} kept")
-        return text
-
-    def _seed_members(self) -> np.ndarray:
+    def seed_members(self) -> np.ndarray:
         """n_seed x k bool: is seed i of class c."""
         return (np.asarray(self.seeds.y, bool) if self.task.multi_label
                 else np.eye(self.task.cardinality, dtype=bool)[self.seeds.y])
 
-    def _seed_class_sets(self) -> list[set[str]]:
-        names = self.task.class_names
-        return [{names[c] for c in np.flatnonzero(row)} for row in self._seed_members()]
-
-    def propose(self, n: int = 1, *, kind: str = "code", class_name: str | None = None):
-        """Ask the LLM for LFs; new ones become candidates, rejections are recorded with their reason."""
-        if class_name is not None and class_name not in self.task.class_names:
-            raise InputError(f"unknown class {class_name!r}; classes are {self.task.class_names}")
-        targets = [class_name] if class_name else self.task.class_names
-        offset = self.store.get_meta("samples_drawn", 0)
-        report = self._proposer().propose(kind, self.prompt_context(), n=n, targets=targets, round_=self.round,
-                                          sample_offset=offset)
-        self.store.set_meta("samples_drawn", offset + n)
-        return self._admit(report, kind)
-
-    def refine(self, name: str):
-        """Show an LF its false positives and misses on the seeds and ask for a better version."""
-        from lfagent.scoring import seed_errors
-
-        lf = self.get_lf(name)
-        L_seed, _ = self.votes.matrices([lf])
-        label = self.task.class_names.index(lf.label) if lf.label else None
-        fp, fn = seed_errors(L_seed, self.seeds.y, 0, label=label, cardinality=self.task.cardinality)
-        texts = self.seeds.texts
-        report = self._proposer().refine(lf, self.prompt_context(), [texts[i] for i in fp], [texts[i] for i in fn],
-                                         round_=self.round)
-        return self._admit(report, "refine")
-
-    def _admit(self, report, proposer: str):
-        known = {lf.fingerprint for lf, *_ in self.store.lfs()}
-        admitted = []
-        for lf in report.added:
-            if lf.fingerprint in known or self.store.has_lf(lf.name):
-                self.store.reject("duplicate of an existing LF", round_=self.round, proposer=proposer, name=lf.name)
-                report.rejected.append((lf.name, "duplicate of an existing LF"))
-                continue
-            known.add(lf.fingerprint)
-            self.add_lf(lf, round_=self.round)
-            admitted.append(lf)
-        for what, reason in report.rejected:
-            if reason != "duplicate of an existing LF":
-                self.store.reject(reason, round_=self.round, proposer=proposer, name=what)
-        for failure in report.failures:
-            self.store.reject(f"LLM call failed: {failure}", round_=self.round, proposer=proposer)
-        report.added = admitted
-        return report
-
     # -- fitting
-    def fit(self) -> Metrics:
-        self.result = run_pipeline(self.corpus, self.config, extra=self.external_lfs(), pins=self._pins(),
-                                   votes=self.votes, progress=self.say)
-        self._record_lfs()
+    def fit(self, *, pins: dict[str, str] | None = None, record: bool = True) -> Metrics:
+        """Fit with cross-fitting. `pins` replaces `self.pins()` for a trial fit; `record=False` leaves the
+        run store untouched (a trial's outcome is not the run's state)."""
+        self.result = run_pipeline(self.corpus, self.config, extra=self.external_lfs(),
+                                   pins=self.pins() if pins is None else pins, votes=self.votes,
+                                   progress=self.say if record else None)
+        if record:
+            self._record_lfs()
         return self.result.metrics
 
     def _record_lfs(self) -> None:
@@ -270,7 +197,7 @@ class Session:
             status = "kept" if lf.name in kept else "dropped"
             self.store.set_lf_status(lf.name, status, self.result.final.reason(lf.name))
         screened = self.store.get_meta("screened_out", {})
-        for name, pin in self._pins().items():
+        for name, pin in self.pins().items():
             if pin == "drop":
                 self.store.set_lf_status(name, "dropped", screened.get(name, "dropped by hand"))
         self.store.event("fit", self.result.metrics.model_dump())
@@ -315,18 +242,14 @@ class Session:
         raise InputError(f"no LF named {name!r}; `lfs` lists them")
 
     def label_text(self, text: str) -> dict:
-        """Each kept LF's vote on one text and the calibrated probabilities."""
-        from lfagent.apply import apply_lfs
-
-        result = self._fitted()
-        emb = self.embedder.encode([text]) if self._embed else None
-        kept = result.final.lfs
-        outcome = apply_lfs(kept, [text], self.task.class_names, embeddings=emb, pool=self._pool_for(kept))
-        raw, covered = result.final.predict(outcome.L, emb)
-        probs = result.calibrator.transform(raw)[0]
-        votes = {lf.name: (self.task.class_names[v] if v >= 0 else None) for lf, v in zip(kept, outcome.L[0])}
-        return {"votes": votes, "probs": dict(zip(self.task.class_names, map(float, probs))),
-                "covered": bool(covered[0])}
+        """Each kept LF's vote on one text and the calibrated probabilities (the run's labeler)."""
+        labeler = self._fitted().labeler
+        out = labeler.label([text], embed=self.embedder.encode if self.uses_embeddings else None,
+                            pool=self._pool_for(labeler.lfs))
+        names = self.task.class_names
+        votes = {lf.name: (names[v] if v >= 0 else None) for lf, v in zip(labeler.lfs, out.L[0])}
+        return {"votes": votes, "probs": dict(zip(names, map(float, out.probs[0]))), "label": out.labels[0],
+                "covered": bool(out.covered[0])}
 
     def evaluate(self) -> dict:
         """Cross-fitted seed figures; with a `test` file in the task, figures on it too (never fitted on)."""
@@ -337,40 +260,25 @@ class Session:
         return report
 
     def _test_metrics(self, test: Records) -> dict:
-        from lfagent.aggregate import expected_calibration_error
-        from lfagent.apply import apply_lfs
-        from lfagent.crossfit import multilabel_f1
+        from lfagent.fit.evaluate import test_figures
 
-        result = self.result
-        emb = self.embedder.encode(test.texts) if self._embed else None
-        outcome = apply_lfs(result.final.lfs, test.texts, self.task.class_names, rows=test.rows, embeddings=emb,
-                            pool=self._pool_for(result.final.lfs))
-        raw, covered = result.final.predict(outcome.L, emb)
-        probs = result.calibrator.transform(raw)
-        if self.task.multi_label:
-            micro, macro = multilabel_f1(test.y, probs >= 0.5)
-            return {"n": len(test), "micro_f1": micro, "macro_f1": macro, "coverage": float(covered.mean())}
-        pred = probs.argmax(axis=1)
-        metrics = {"n": len(test), "accuracy": float((pred == test.y).mean()), "coverage": float(covered.mean()),
-                   "ece": float(expected_calibration_error(probs, test.y))}
-        if self.task.cardinality == 2:
-            tp = int(((pred == 1) & (test.y == 1)).sum())
-            metrics[f"f1_{self.task.class_names[1]}"] = 2 * tp / max(int((pred == 1).sum() + (test.y == 1).sum()), 1)
-        return metrics
+        labeler = self.result.labeler
+        return test_figures(labeler, test, embed=self.embedder.encode if self.uses_embeddings else None,
+                            pool=self._pool_for(labeler.lfs))
 
     # -- writing it out
     def write_outputs(self) -> Path:
-        from lfagent.outputs import write_run_outputs
+        from lfagent.rundir.outputs import write_run_outputs
 
         result = self._fitted()
         write_run_outputs(self.run_dir, self.task, self.store.run_id, self.seeds, self.unlabeled, result,
-                          uses_embeddings=self._embed)
+                          uses_embeddings=self.uses_embeddings)
         return self.run_dir / "silver.jsonl"
 
     def export(self, path: str | Path) -> Path:
-        from lfagent.export import write_lf_module
+        from lfagent.rundir.export import write_lf_module
 
-        return write_lf_module(Path(path), self._fitted().final.lfs, task=self.task, run_id=self.store.run_id)
+        return write_lf_module(Path(path), self._fitted().labeler.lfs, task=self.task, run_id=self.store.run_id)
 
     def close(self) -> None:
         if self._own_pool and self._pool is not None:

@@ -30,3 +30,27 @@ def write_task(folder: Path, *, seeds: str, unlabeled: str, extra: str = "", cla
     task.write_text(f"name: t\ndescription: test task\nclasses:\n{class_lines}\nseeds: seeds.jsonl\n"
                     f"unlabeled: unlabeled.jsonl\n{extra}", encoding="utf-8")
     return task
+
+
+GOEMOTIONS_CLASSES = ["admiration", "gratitude", "love", "anger"]
+
+
+def goemotions_task(folder: Path, *, n_seeds: int, n_unlabeled: int) -> Path:
+    """A multi-label task of four GoEmotions classes: seeds, then unlabeled rows (with ids), from train."""
+    import json
+
+    names = (SHARED_DATA / "goemotions" / "labels.txt").read_text().split()
+    rows = []
+    for line in (SHARED_DATA / "goemotions" / "train.tsv").read_text().splitlines()[1:4000]:
+        text, ids, _ = line.split("\t")
+        labels = [names[int(i)] for i in ids.split(",") if names[int(i)] in GOEMOTIONS_CLASSES]
+        if labels:
+            rows.append({"text": text, "label": labels})
+    folder.mkdir(parents=True)
+    (folder / "seeds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:n_seeds]))
+    unlabeled = rows[n_seeds:n_seeds + n_unlabeled]
+    (folder / "unlabeled.jsonl").write_text("".join(json.dumps({"id": f"u{i}", "text": r["text"]}) + "\n"
+                                                    for i, r in enumerate(unlabeled)))
+    (folder / "task.yaml").write_text("name: ge\nclasses: [" + ", ".join(GOEMOTIONS_CLASSES) + "]\n"
+                                      "multi_label: true\nseeds: seeds.jsonl\nunlabeled: unlabeled.jsonl\n")
+    return folder / "task.yaml"

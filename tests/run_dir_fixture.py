@@ -1,4 +1,4 @@
-"""A small, fully known run directory, written in the formats of lfagent/artifacts.py and outputs.py.
+"""A small, fully known run directory, written in the formats of lfagent/rundir/files.py and outputs.py.
 
 Used by the report, card and audit tests so they stay fast and independent of the real pipeline.
 Single-label HAM/SPAM: three keyword/regex LFs that apply without a model, one embedding LF and one code
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lfagent.artifacts import RunModel
-from lfagent.calibration import Calibrator
+from lfagent.rundir.files import RunModel
+from lfagent.fit.calibrator import Calibrator
 from lfagent.lf import LabelingFunction, Provenance, lf_set_hash
 
 CLASSES = ["HAM", "SPAM"]

@@ -12,9 +12,9 @@ import pytest
 from agent_script import INVERTED_HAM_CODE, last_user, respond
 from conftest import EXAMPLE_TASK
 from llm_server import Fault, ScriptedLLMServer
-from lfagent.agent import run_agent
+from lfagent.agent.run import run_agent
 from lfagent.lf import text_key
-from lfagent.store import RunStore
+from lfagent.rundir.store import RunStore
 
 pytestmark = pytest.mark.slow
 
@@ -163,7 +163,7 @@ def test_kill_9_then_resume_loses_nothing(tmp_path, monkeypatch):
 
 def test_new_llm_lfs_that_lower_cross_fitted_accuracy_are_dropped_one_by_one(tmp_path):
     from lfagent import LabelingFunction, Provenance, Session
-    from lfagent.loop import screen_new_lfs
+    from lfagent.agent.rounds import screen_new_lfs
 
     with Session(small_task(tmp_path), tmp_path / "run", llm="none", embed=False) as session:
         baseline = session.fit().seed_accuracy

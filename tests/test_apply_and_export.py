@@ -5,9 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lfagent import LabelingFunction, Provenance, load_lfs
-from lfagent.apply import apply_lfs, is_trusted, vote_column
+from lfagent.sandbox.apply import apply_lfs, is_trusted, vote_column
 from lfagent.errors import InputError
-from lfagent.export import write_lf_module
+from lfagent.rundir.export import write_lf_module
 from lfagent.task import TaskSpec
 
 CLASSES = ["HAM", "SPAM"]

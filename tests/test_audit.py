@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lfagent import cli
-from lfagent.audit import AuditRow, audit_run, rank_seed_errors, rank_silver_review, write_review_queue
+from lfagent.report.audit import AuditRow, audit_run, rank_seed_errors, rank_silver_review, write_review_queue
 from lfagent.errors import InputError
 from run_dir_fixture import build_run_dir
 

@@ -149,18 +149,29 @@ def test_tiny_benchmark_writes_table_json_and_plot(tmp_path, capsys):
     assert "| lr-seeds |" in capsys.readouterr().out
 
 
-def test_lfagent_bench_forwards_to_evals(tmp_path):
-    from lfagent.cli import build_parser
+def test_evals_arguments_build_the_configuration(tmp_path):
+    import argparse
 
-    args = build_parser().parse_args(["bench", "--datasets", "youtube", "--quick", "--out", str(tmp_path)])
-    assert args.datasets == ["youtube"] and args.quick and args.out == str(tmp_path)
     import evals.__main__ as evals_main
 
+    def parse(argv):
+        parser = argparse.ArgumentParser()
+        evals_main.add_arguments(parser)
+        return parser.parse_args(argv)
+
+    args = parse(["--datasets", "youtube", "--quick", "--out", str(tmp_path)])
+    assert args.datasets == ["youtube"] and args.quick and args.out == str(tmp_path)
     config = evals_main.build_config(args)
     assert config.draws == 1 and config.extra_unlabeled == evals_main.QUICK_EXTRA_UNLABELED
     assert "lfagent-none" in config.systems and "zeroshot" not in config.systems
-    with_llm = evals_main.build_config(build_parser().parse_args(["bench", "--llm", "openai:m"]))
+    with_llm = evals_main.build_config(parse(["--llm", "openai:m"]))
     assert "lfagent-openai:m" in with_llm.systems and "zeroshot" in with_llm.systems
+
+
+def test_bench_is_not_a_command_of_the_installed_cli():
+    from lfagent.cli import COMMANDS
+
+    assert "bench" not in COMMANDS  # the benchmark lives in the checkout: python -m evals
 
 
 def _run(dataset, system, draw, score, end=None):

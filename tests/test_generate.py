@@ -15,17 +15,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lfagent.aggregate import LabelModel
-from lfagent.apply import apply_lfs
-from lfagent.artifacts import RunModel, save_model
-from lfagent.calibration import Calibrator
+from lfagent.fit import LabelModel
+from lfagent.sandbox.apply import apply_lfs
+from lfagent.rundir.files import RunModel, save_model
+from lfagent.fit.calibrator import Calibrator
 from lfagent.cli import main as cli_main
 from lfagent.errors import InputError
 from lfagent.generate import generate
 from lfagent.generate.engines.local import run_local
 from lfagent.generate.job import LabelJob
 from lfagent.generate.stream import Batch
-from lfagent.generate.synthetic import synthetic_comments, write_synthetic_corpus
+from benchmarks.corpus import synthetic_comments, write_synthetic_corpus
 from lfagent.lf import LabelingFunction, Provenance, lf_set_hash
 
 from conftest import EXAMPLE_TASK
@@ -132,7 +132,7 @@ def _tracked_batches(n_batches: int, size: int, live: dict):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_engine_never_holds_the_corpus(run_dir, workers):
-    from lfagent.artifacts import load_model
+    from lfagent.rundir.files import load_model
 
     job = LabelJob.create(load_model(run_dir).model_dump_json(), False)
     live = {"now": 0, "peak": 0}

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from lfagent.generate import generate
-from lfagent.generate.synthetic import synthetic_comments
+from benchmarks.corpus import synthetic_comments
 
 from test_generate import make_run, read_output, write_jsonl
 

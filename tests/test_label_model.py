@@ -1,4 +1,4 @@
-"""Label model, calibration and multi-label aggregation (lfagent.aggregate)."""
+"""Label model, calibration and multi-label aggregation (lfagent.fit)."""
 from __future__ import annotations
 
 import json
@@ -10,13 +10,13 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import roc_auc_score
 
-from lfagent.aggregate import (
+from lfagent.fit import (
     IsotonicCalibrator, LabelModel, MultiLabelModel, PlattScaler, TemperatureScaler,
     cross_fit_calibrated_probs, expected_calibration_error, majority_vote, majority_vote_proba,
     multilabel_expected_calibration_error, reliability_bins,
 )
-from lfagent.aggregate.label_matrix import LabelMatrixError
-from lfagent.aggregate.metal import initial_mu, overlaps
+from lfagent.fit.label_matrix import LabelMatrixError
+from lfagent.fit.metal import initial_mu, overlaps
 from lfagent.errors import InputError
 
 from synthetic import make_label_matrix, make_unipolar_label_matrix

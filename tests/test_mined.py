@@ -3,7 +3,7 @@ import re
 
 import numpy as np
 
-from lfagent.apply import apply_lfs
+from lfagent.sandbox.apply import apply_lfs
 from lfagent.propose.mined import describe_shape, mine_ngram_lfs, shape_pattern, token_shape
 
 

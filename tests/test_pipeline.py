@@ -6,10 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import EXAMPLE_TASK, SHARED_DATA
+from conftest import EXAMPLE_TASK, GOEMOTIONS_CLASSES, SHARED_DATA, goemotions_task
 from lfagent import Session
-from lfagent.crossfit import run_pipeline
-from lfagent.pipeline import Corpus, PipelineConfig, combine_experts
+from lfagent.fit.crossfit import run_pipeline
+from lfagent.fit.corpus import Corpus
+from lfagent.fit.expert import join_experts
+from lfagent.fit.fold_fit import PipelineConfig
 
 
 def small_copy(tmp_path, n_unlabeled=300, shuffle_labels=False):
@@ -104,21 +106,9 @@ def test_bad_task_gives_one_clear_line(tmp_path):
 
 @pytest.mark.slow
 def test_multi_label_goemotions_subset(tmp_path):
-    names = (SHARED_DATA / "goemotions" / "labels.txt").read_text().split()
-    wanted = ["admiration", "gratitude", "love", "anger"]
-    rows = []
-    for line in (SHARED_DATA / "goemotions" / "train.tsv").read_text().splitlines()[1:4000]:
-        text, ids, _ = line.split("\t")
-        labels = [names[int(i)] for i in ids.split(",") if names[int(i)] in wanted]
-        if labels:
-            rows.append({"text": text, "label": labels})
-    folder = tmp_path / "ge"
-    folder.mkdir()
-    (folder / "seeds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:120]))
-    (folder / "unlabeled.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in rows[120:420]))
-    (folder / "task.yaml").write_text("name: ge\nclasses: [" + ", ".join(wanted) + "]\nmulti_label: true\n"
-                                      "seeds: seeds.jsonl\nunlabeled: unlabeled.jsonl\n")
-    with Session(folder / "task.yaml", tmp_path / "run", llm="none") as session:
+    task = goemotions_task(tmp_path / "ge", n_seeds=120, n_unlabeled=300)
+    wanted = GOEMOTIONS_CLASSES
+    with Session(task, tmp_path / "run", llm="none") as session:
         metrics = session.fit()
         session.write_outputs()
     silver = [json.loads(line) for line in (tmp_path / "run" / "silver.jsonl").read_text().splitlines()]
@@ -130,7 +120,7 @@ def test_multi_label_goemotions_subset(tmp_path):
 @pytest.mark.slow
 def test_wrench_youtube_beats_chance_by_far():
     from lfagent.data.readers import iter_rows
-    from lfagent.embed import Embedder
+    from lfagent.data.embed import Embedder
 
     train = [r for _, r in iter_rows(SHARED_DATA / "wrench-youtube" / "train.json")]
     test = [r for _, r in iter_rows(SHARED_DATA / "wrench-youtube" / "test.json")]
@@ -152,7 +142,7 @@ def test_combining_experts_keeps_distributions():
     rng = np.random.default_rng(0)
     lm, emb = rng.dirichlet([1, 1, 1], 50), rng.dirichlet([1, 1, 1], 50)
     covered = rng.random(50) < 0.5
-    out = combine_experts(lm, emb, covered, np.array([0.2, 0.3, 0.5]), False, "product")
+    out = join_experts(lm, emb, covered, False, "product")
     assert np.allclose(out.sum(1), 1) and np.allclose(out[~covered], emb[~covered])
     # Agreeing experts sharpen: where both put most mass on one class, the product puts even more.
     agree = covered & (lm.argmax(1) == emb.argmax(1))
@@ -161,7 +151,7 @@ def test_combining_experts_keeps_distributions():
 
 def test_llm_concept_thresholds_are_refitted_on_each_folds_training_seeds():
     from lfagent.lf import LabelingFunction, Provenance
-    from lfagent.pipeline import candidate_lfs
+    from lfagent.fit.fold_fit import candidate_lfs
     from lfagent.propose.llm_concepts import fit_concept_threshold
 
     rng = np.random.default_rng(0)
@@ -188,7 +178,7 @@ def test_llm_concept_thresholds_are_refitted_on_each_folds_training_seeds():
 
 def test_llm_lfs_abstain_on_the_seeds_their_prompt_showed():
     from lfagent.lf import LabelingFunction, Provenance, text_key
-    from lfagent.pipeline import VoteCache
+    from lfagent.fit.corpus import VoteCache
 
     seeds = ["buy cheap pills now", "nice song", "buy it today", "did you buy the album"]
     corpus = Corpus(class_names=["HAM", "SPAM"], multi_label=False, seed_texts=seeds,
@@ -209,7 +199,7 @@ TREC_CLASSES = {"LOC": "asks for a place", "ABBR": "asks for an abbreviation or 
 
 
 def test_vouching_by_meaning_with_the_real_embedder():
-    from lfagent.embed import Embedder
+    from lfagent.data.embed import Embedder
     from lfagent.scoring.meaning import vouched_by_meaning
 
     embed = Embedder().encode
@@ -227,9 +217,9 @@ def test_vouching_by_meaning_with_the_real_embedder():
 
 
 def test_an_llm_keyword_with_thin_seed_evidence_is_kept_only_when_vouched_for():
-    from lfagent.embed import Embedder
+    from lfagent.data.embed import Embedder
     from lfagent.lf import LabelingFunction, Provenance, text_key
-    from lfagent.pipeline import fit_once
+    from lfagent.fit.fold_fit import fit_once
 
     embed = Embedder().encode
     seeds = (["Where is Berlin?", "What city hosts the Louvre?", "In what country is Lima?"]

@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from lfagent.errors import InputError, LFRejected
-from lfagent.export import load_lfs
+from lfagent.rundir.export import load_lfs
 from lfagent.lf import LabelingFunction, Provenance
 from lfagent.repl import COMMANDS, Shell, UsageError, parse_line
 from lfagent.repl import commands as repl_commands
@@ -329,14 +329,7 @@ def test_save_writes_silver_labels(shell):
     assert (shell.session.run_dir / "silver.jsonl").stat().st_size > 0
 
 
-def test_audit_without_the_module_says_so(shell, monkeypatch):
-    monkeypatch.setattr(repl_commands, "find_audit", lambda: None)
-    assert "audit not available" in text_of(shell.execute("audit"))
-
-
 def test_audit_lists_seed_errors_and_silver_records(shell):
-    if repl_commands.find_audit() is None:
-        pytest.skip("lfagent.audit not in this checkout")
     text = text_of(shell.execute("audit"))
     assert "silver records worth a look" in text and "seed labels that look wrong" in text
 

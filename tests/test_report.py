@@ -215,7 +215,7 @@ def make_multilabel(run_dir: Path) -> Path:
 
 @pytest.mark.slow
 def test_multilabel_run_card_report_and_audit(tmp_path):
-    from lfagent.audit import audit_run
+    from lfagent.report.audit import audit_run
 
     run_dir = make_multilabel(build_run_dir(tmp_path))
     card = write_run_card(run_dir).read_text(encoding="utf-8")

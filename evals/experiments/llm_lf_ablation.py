@@ -19,8 +19,8 @@ import numpy as np
 from evals.datasets import load_dataset
 from evals.experiments.common import draw_context, silver_score
 from evals.systems import write_task_dir
-from lfagent.agent import run_agent
-from lfagent.pipeline import PipelineConfig
+from lfagent.agent.run import run_agent
+from lfagent.fit.fold_fit import PipelineConfig
 from lfagent.session import Session
 
 

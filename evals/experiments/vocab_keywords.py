@@ -21,7 +21,7 @@ from evals.experiments.common import draw_context, silver_score
 from evals.systems import write_task_dir
 from evals.vocab_probe import ask, centred, endpoint, probe_prompt, word_counts
 from lfagent.lf import LabelingFunction, Provenance
-from lfagent.pipeline import PipelineConfig
+from lfagent.fit.fold_fit import PipelineConfig
 from lfagent.session import Session
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 
 from lfagent.generate.label_batch import label_batch
-from lfagent.generate.model import Predictor, predictor_from_run
+from lfagent.rundir.files import RunModel
 from lfagent.generate.stream import Batch
 
-_cache: dict[str, tuple[Predictor, object]] = {}
+_cache: dict[str, tuple[RunModel, object]] = {}
 
 
 @dataclass(frozen=True)
@@ -21,29 +21,35 @@ class LabelJob:
     model_json: str
     votes: bool = False
     key: str = field(default="", compare=False)
+    # The driver's embedding cache, resolved once there: workers (Ray actors included) read the vectors the
+    # run cached instead of re-encoding them, so generate over the run's own records reproduces silver.jsonl.
+    embed_cache: str | None = None
 
     @classmethod
-    def create(cls, model_json: str, votes: bool) -> "LabelJob":
-        return cls(model_json, votes, hashlib.sha256(model_json.encode()).hexdigest()[:16])
+    def create(cls, model_json: str, votes: bool, embed_cache: str | None = None) -> "LabelJob":
+        return cls(model_json, votes, hashlib.sha256(model_json.encode()).hexdigest()[:16], embed_cache)
 
-    def predictor(self) -> Predictor:
+    def model(self) -> RunModel:
         return self._state()[0]
 
-    def _state(self) -> tuple[Predictor, object]:
+    def _state(self) -> tuple[RunModel, object]:
         if self.key not in _cache:
-            from lfagent.artifacts import RunModel
-
-            predictor = predictor_from_run(RunModel.model_validate_json(self.model_json))
-            _cache[self.key] = (predictor, _embedder() if predictor.needs_embeddings else None)
+            model = RunModel.model_validate_json(self.model_json)
+            needed = model.uses_embeddings and model.labeler.needs_embeddings
+            embedder = _embedder(self.embed_cache) if needed else None
+            _cache[self.key] = (model, embedder)
         return _cache[self.key]
 
     def label(self, batch: Batch, *, pool=None, code_votes: np.ndarray | None = None) -> pa.Table:
-        predictor, embedder = self._state()
+        model, embedder = self._state()
         embed = embedder.encode if embedder is not None else None
-        return label_batch(predictor, batch, votes=self.votes, pool=pool, embed=embed, code_votes=code_votes)
+        return label_batch(model, batch, votes=self.votes, pool=pool, embed=embed, code_votes=code_votes)
 
 
-def _embedder():
-    from lfagent.embed import Embedder
+def _embedder(cache: str | None):
+    """The run's embedder. Vectors the run cached are read, not recomputed: the encoder's output moves in
+    the 7th decimal with the batch a text is encoded in, and reading them back keeps generate over the
+    run's own records identical to its silver.jsonl. New texts are encoded and not added to the cache."""
+    from lfagent.data.embed import Embedder
 
-    return Embedder(cache_path=None)
+    return Embedder(cache, store=False)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from lfagent.artifacts import load_model
+from lfagent.data.embed import default_cache_dir
+from lfagent.rundir.files import load_model
 from lfagent.errors import InputError
 from lfagent.generate.job import LabelJob
 from lfagent.generate.label_batch import output_schema
@@ -47,8 +48,7 @@ def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, 
     model = load_model(run_dir)
     task = model.task_spec()
     paths = expand_inputs(inputs)
-    job = LabelJob.create(model.model_dump_json(), votes)
-    predictor = job.predictor()
+    job = LabelJob.create(model.model_dump_json(), votes, str(default_cache_dir() / "embeddings.sqlite"))
     signature = {"run_id": model.run_id, "lf_set_hash": model.lf_set_hash, "inputs": input_signature(paths),
                  "batch_size": batch_size, "votes": votes}
     writer = ResumableWriter(out, signature, overwrite=overwrite)
@@ -58,7 +58,7 @@ def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, 
                                batches_resumed=writer.resumed_batches, already_complete=True, seconds=0.0)
     if writer.resumed_batches:
         say(f"resuming: {writer.resumed_batches} batches ({writer.journal.rows} rows) already written")
-    keep_rows, skip = bool(predictor.code_columns), writer.done_keys
+    keep_rows, skip = bool(model.labeler.code_columns), writer.done_keys
     commit = _reporting_commit(writer, say)
     started = time.monotonic()
     if engine == "ray":
@@ -74,7 +74,7 @@ def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, 
             else iter_batches(task, paths, batch_size, keep_rows=keep_rows, skip=skip)
         written = run_local(items, job, commit, task=task, fmt=writer.format, workers=workers)
     ended = time.monotonic()
-    writer.finish(output_schema(predictor, votes=votes))
+    writer.finish(output_schema(model, votes=votes))
     steady = 0.0
     if commit.first is not None and commit.last[0] > commit.first[0]:
         steady = (commit.last[1] - commit.first[1]) / (commit.last[0] - commit.first[0])

@@ -19,6 +19,16 @@ class Prices(BaseModel):
                 + completion_tokens * self.completion_per_million) / 1_000_000
 
 
+class LLMLimits(BaseModel):
+    """What a run may spend on its LLM: calls, tokens (None: no limit) and the prices to count it in."""
+    max_calls: int | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=0)
+    prices: Prices = Prices()
+
+    def budget(self) -> "Budget":
+        return Budget(max_calls=self.max_calls, max_tokens=self.max_tokens, prices=self.prices)
+
+
 class UsageSummary(BaseModel):
     calls: int = 0              # calls sent to the backend (including failed ones)
     failed_calls: int = 0

@@ -2,10 +2,9 @@
 
 A guideline is reused in each prompt, so a bad line costs on every call. Small models often restate the
 class descriptions the prompt already carries, quote a seed text as a cue for a class it does not have,
-or run out of tokens mid-sentence (seen in one 0.5B run on sms: a guideline quoting two ham seeds, merged,
-as a "cue for spam", cut off in its last quote; the keyword prompts then copied phrases from the
-guideline instead of from their text). Such lines are dropped with a reason; what is left, possibly
-nothing, is reused.
+or run out of tokens mid-sentence; later prompts then copy phrases from the guideline instead of from
+the text they show, so one wrong quote spreads. Such lines are dropped with a reason; what is left,
+possibly nothing, is reused.
 """
 from __future__ import annotations
 

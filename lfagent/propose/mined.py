@@ -183,11 +183,8 @@ def mine_embedding_lfs(seed_emb: np.ndarray, seed_y: np.ndarray, class_names: li
     threshold is not flattered by self-matches.
 
     One threshold per kind by default: nested thresholds (0.9 inside 0.75) cast the same evidence twice,
-    and the label model, which takes LFs as independent, then grew sure of it; the embedding classifier
-    joins as one more expert on top. With (0.9, 0.75), sms "i'm at home. please call" was near-certain spam
-    from four embedding votes and `call` (one look at draw 0, not a benchmark). The five-draw benchmark
-    at (0.9,) against (0.9, 0.75):
-    `python -m evals --datasets youtube,sms,trec,goemotions --draws 5`, README "Benchmarks and evaluation".
+    and the label model, which takes LFs as independent, grows sure of it; the embedding classifier
+    already joins as one more expert on top.
     """
     k = len(class_names)
     member = (np.asarray(seed_y, dtype=bool) if multi_label

@@ -310,11 +310,8 @@ class Shell:
 
     def do_audit(self, parsed: ParsedCommand):
         self._no_args(parsed)
-        audit_run = find_audit()
-        if audit_run is None:
-            return "audit not available in this build (lfagent.audit.audit_run is missing)"
         with self.busy("writing the run outputs and auditing seed labels and silver records"):
-            result = call_audit(audit_run, self.session)
+            result = audit_session(self.session)
         return render.audit_view(result)
 
     def do_export(self, parsed: ParsedCommand):
@@ -355,7 +352,7 @@ def seed_examples(session, lf, *, limit: int = 5) -> tuple[list[dict], list[dict
 
 def trial_error(session, lf) -> str | None:
     """Run an edited LF on the seeds (code in the sandbox); the error message, or None when it runs."""
-    from lfagent.apply import apply_lfs, is_trusted
+    from lfagent.sandbox.apply import apply_lfs, is_trusted
 
     if lf.kind == "code":
         from lfagent.sandbox.lint import check_code_lf
@@ -372,15 +369,9 @@ def trial_error(session, lf) -> str | None:
     return outcome.errors.get(lf.name)
 
 
-def find_audit():
-    try:
-        from lfagent import audit
-    except ImportError:
-        return None
-    return getattr(audit, "audit_run", None)
-
-
-def call_audit(audit_run, session, *, top: int = 10):
+def audit_session(session, *, top: int = 10):
     """Audit the current fit: the run outputs are written first, since the audit reads the run directory."""
+    from lfagent.report.audit import audit_run
+
     session.write_outputs()
     return audit_run(session.run_dir, top=top)

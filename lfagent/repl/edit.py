@@ -1,7 +1,7 @@
 """`edit LF`: the LF as editable text ($EDITOR), and the edited text back to an LF.
 
 Code LFs are edited as their Python; declarative ones as the dict literal of an exported LF module
-(lfagent/export.py), read back with `ast.literal_eval`, never executed.
+(lfagent/rundir/export.py), read back with `ast.literal_eval`, never executed.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from lfagent.errors import InputError, LFRejected
-from lfagent.export import _entry
+from lfagent.rundir.export import _entry
 from lfagent.lf import LabelingFunction
 
 DECLARATIVE_HEADER = ("# Edit this labeling function, save, and quit the editor to apply it.\n"

@@ -9,6 +9,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from lfagent.scoring.table import format_cell
+
 STATUS_STYLE = {"kept": "green", "dropped": "red", "candidate": "yellow"}
 METRIC_LABELS = [
     ("seed_accuracy", "seed accuracy (cross-fitted)"),
@@ -20,13 +22,6 @@ METRIC_LABELS = [
 ]
 
 
-def fmt(value: Any, digits: int = 3) -> str:
-    """A cell: floats rounded, None as a dash."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def accuracy_cell(accuracy: float | None, ci: list | tuple | None) -> str:
@@ -45,7 +40,7 @@ def lfs_table(rows: list[dict], *, title: str | None = None) -> Table:
     for row in rows:
         status = row.get("status") or "-"
         table.add_row(Text(row["name"]), row.get("kind", "-"), Text(str(row.get("class", "-"))),
-                      fmt(row.get("coverage")), fmt(row.get("seed_votes")),
+                      format_cell(row.get("coverage")), format_cell(row.get("seed_votes")),
                       accuracy_cell(row.get("seed_accuracy"), row.get("ci")),
                       Text(status, style=STATUS_STYLE.get(status, "")), row.get("pinned") or "",
                       Text(row.get("reason") or ""))
@@ -62,12 +57,12 @@ def metrics_table(metrics: dict | None, *, previous: dict | None = None, title: 
     for key, label in METRIC_LABELS:
         if metrics is None or key not in metrics:
             continue
-        value = fmt(metrics[key])
+        value = format_cell(metrics[key])
         if key == "seed_accuracy" and metrics.get("seed_accuracy_low") is not None:
             value += f" [{metrics['seed_accuracy_low']:.3f}, {metrics['seed_accuracy_high']:.3f}]"
         cells = [label, value]
         if previous is not None:
-            cells.append(fmt(previous.get(key)))
+            cells.append(format_cell(previous.get(key)))
         table.add_row(*cells)
     return table
 
@@ -227,7 +222,7 @@ def data_view(value: Any, *, title: str | None = None):
 
 
 def _short(value: Any, limit: int = 300) -> str:
-    text = fmt(value, 4) if isinstance(value, float) or value is None else str(value)
+    text = format_cell(value, 4) if isinstance(value, float) or value is None else str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -5,7 +5,7 @@
     write_report(run_dir, out=None)               -> RUN_DIR/report.html
 """
 from lfagent.report.card import card_facts, render_card, write_dataset_card, write_run_card
-from lfagent.report.rundir import RunArtifacts, load_run
+from lfagent.rundir.read import RunArtifacts, load_run
 
 
 def write_report(run_dir, out=None, *, embeddings: bool = True, sandbox: bool = True):

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from lfagent.report.rundir import RunArtifacts, load_run
+from lfagent.scoring.table import format_cell
+from lfagent.about import lfagent_version
+from lfagent.rundir.read import RunArtifacts, load_run
 from lfagent.report.summary import (Reliability, class_distribution as silver_class_distribution,
                                     coverage_fraction, lfs_by_source, reliability)
 
@@ -68,15 +70,6 @@ class CardFacts(BaseModel):
     guideline: str | None = None
 
 
-def lfagent_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("lfagent")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
 def lf_rows(run: RunArtifacts) -> list[LFRow]:
     stats = {entry["lf"]["name"]: entry.get("stats") or {} for entry in run.lfs}
     rows = []
@@ -122,12 +115,6 @@ def card_facts(run: RunArtifacts, *, counts: int | dict[str, int] | None = None,
         guideline=run.guideline)
 
 
-def _num(value, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _cell(text) -> str:
@@ -160,8 +147,8 @@ def _lf_section(f: CardFacts) -> list[str]:
     out = ["## Labeling functions", "",
            f"{len(f.lfs)} kept. Coverage, overlap and conflict are fractions of unlabeled records; seed accuracy "
            "is on the seeds used for selection (optimistic), with its 95% Wilson interval.", ""]
-    rows = [[r.name, r.kind, r.source, r.label, r.summary, _num(r.coverage), _num(r.overlap), _num(r.conflict),
-             _num(r.seed_votes), _num(r.seed_accuracy), f"[{_num(r.ci_low)}, {_num(r.ci_high)}]"] for r in f.lfs]
+    rows = [[r.name, r.kind, r.source, r.label, r.summary, format_cell(r.coverage), format_cell(r.overlap), format_cell(r.conflict),
+             format_cell(r.seed_votes), format_cell(r.seed_accuracy), f"[{format_cell(r.ci_low)}, {format_cell(r.ci_high)}]"] for r in f.lfs]
     return out + _table(["name", "kind", "source", "votes for", "rule", "coverage", "overlap", "conflict",
                          "seed votes", "seed acc.", "95% CI"], rows)
 
@@ -172,23 +159,23 @@ def _quality_section(f: CardFacts) -> list[str]:
     out = ["## Accuracy estimate", ""]
     if m:
         out += [f"Cross-fitted {measure} on {m.get('n_seeds', '?')} seeds ({m.get('folds', '?')} folds; each "
-                f"seed predicted by a model that never saw it): **{_num(m.get('seed_accuracy'))}** "
-                f"(95% interval {_num(m.get('seed_accuracy_low'))} to {_num(m.get('seed_accuracy_high'))}); "
-                f"macro F1 {_num(m.get('seed_macro_f1'))}.", ""]
+                f"seed predicted by a model that never saw it): **{format_cell(m.get('seed_accuracy'))}** "
+                f"(95% interval {format_cell(m.get('seed_accuracy_low'))} to {format_cell(m.get('seed_accuracy_high'))}); "
+                f"macro F1 {format_cell(m.get('seed_macro_f1'))}.", ""]
     else:
         out += ["No cross-fitted figures (metrics.json missing).", ""]
     if f.test:
-        out += ["Held-out test set: " + ", ".join(f"{k} {_num(v)}" for k, v in f.test.items()
+        out += ["Held-out test set: " + ", ".join(f"{k} {format_cell(v)}" for k, v in f.test.items()
                                                    if isinstance(v, (int, float))), ""]
     out += ["## Calibration", ""]
     if m:
         out += [f"Expected calibration error on cross-fitted seeds: before calibration "
-                f"{_num(m.get('seed_ece_uncalibrated'))}, after **{_num(m.get('seed_ece'))}**.", ""]
+                f"{format_cell(m.get('seed_ece_uncalibrated'))}, after **{format_cell(m.get('seed_ece'))}**.", ""]
     if f.reliability:
         out += [f"Reliability bins ({f.reliability.what}; {f.reliability.n} predictions, ECE "
                 f"{f.reliability.ece:.3f}):", ""]
         out += _table(["bin", "predictions", "mean confidence", "observed"],
-                      [[f"{b.lower:.1f}-{b.upper:.1f}", b.count, _num(b.mean_confidence), _num(b.accuracy)]
+                      [[f"{b.lower:.1f}-{b.upper:.1f}", b.count, format_cell(b.mean_confidence), format_cell(b.accuracy)]
                        for b in f.reliability.bins if b.count])
     return out
 

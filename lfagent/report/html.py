@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from lfagent.scoring.table import format_cell
 from lfagent.report import plots
 from lfagent.report.card import CardFacts, card_facts
-from lfagent.report.rundir import RunArtifacts, load_run
+from lfagent.rundir.read import RunArtifacts, load_run
 from lfagent.report.summary import pairwise_disagreement
 from lfagent.report.votes import KeptVotes, kept_lf_votes
 
@@ -126,9 +127,7 @@ window.addEventListener('load',mark);})();
 
 
 def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, float) else escape(str(value))
+    return escape(format_cell(value, digits))
 
 
 def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:

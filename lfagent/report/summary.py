@@ -6,20 +6,13 @@ from collections import Counter
 import numpy as np
 from pydantic import BaseModel
 
-
-class ReliabilityBin(BaseModel):
-    """One bin of a reliability diagram: predictions whose confidence falls in [lower, upper)."""
-
-    lower: float
-    upper: float
-    count: int
-    mean_confidence: float | None
-    accuracy: float | None  # observed frequency of being right (of the class being present, multi-label)
+from lfagent.fit.calibrate import (ReliabilityBin, confidence_bins, expected_calibration_error,
+                                   multilabel_expected_calibration_error, reliability_bins)
 
 
 class Reliability(BaseModel):
     bins: list[ReliabilityBin]
-    ece: float
+    ece: float  # lfagent.fit's ECE, the figure metrics.json reports
     n: int
     what: str  # what confidence and accuracy mean here, for captions
 
@@ -29,30 +22,21 @@ def reliability(probs: np.ndarray, truth: np.ndarray, *, multi_label: bool = Fal
     """Equal-width bins of confidence vs observed accuracy, and the expected calibration error.
 
     Single-label: confidence is the top probability, right means argmax == label. Multi-label: every
-    (record, class) probability is a prediction, right means the class is present.
+    (record, class) probability is a point of the diagram, right means the class is present; the ECE is
+    the mean over classes of each class's own ECE (lfagent.fit.multilabel_expected_calibration_error).
     """
     probs = np.asarray(probs, dtype=float)
+    if not len(probs):
+        return Reliability(bins=confidence_bins(np.zeros(0), np.zeros(0), n_bins), ece=0.0, n=0,
+                           what="no predictions")
     if multi_label:
-        confidence = probs.ravel()
-        correct = np.asarray(truth, dtype=float).ravel()
-        what = "per-class probability vs how often the class is present"
-    else:
-        confidence = probs.max(axis=1) if len(probs) else np.zeros(0)
-        correct = (probs.argmax(axis=1) == np.asarray(truth)).astype(float) if len(probs) else np.zeros(0)
-        what = "top-class probability vs accuracy"
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=False), 0, n_bins - 1)
-    bins, ece = [], 0.0
-    for b in range(n_bins):
-        mask = which == b
-        count = int(mask.sum())
-        conf = float(confidence[mask].mean()) if count else None
-        acc = float(correct[mask].mean()) if count else None
-        if count:
-            ece += count / len(confidence) * abs(acc - conf)
-        bins.append(ReliabilityBin(lower=float(edges[b]), upper=float(edges[b + 1]), count=count,
-                                   mean_confidence=conf, accuracy=acc))
-    return Reliability(bins=bins, ece=float(ece), n=int(len(confidence)), what=what)
+        truth = np.asarray(truth, dtype=float)
+        bins = confidence_bins(probs.ravel(), truth.ravel(), n_bins)
+        return Reliability(bins=bins, ece=multilabel_expected_calibration_error(probs, truth, n_bins),
+                           n=int(probs.size), what="per-class probability vs how often the class is present")
+    truth = np.asarray(truth)
+    return Reliability(bins=reliability_bins(probs, truth, n_bins), ece=expected_calibration_error(probs, truth, n_bins),
+                       n=len(probs), what="top-class probability vs accuracy")
 
 
 def class_distribution(silver: list[dict], class_names: list[str], multi_label: bool) -> dict[str, int]:

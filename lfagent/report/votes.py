@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lfagent.apply import apply_lfs, is_trusted
+from lfagent.sandbox.apply import is_trusted
 from lfagent.errors import LFAgentError
-from lfagent.report.rundir import RunArtifacts
+from lfagent.rundir.read import RunArtifacts
 
 
 @dataclass
@@ -51,8 +51,8 @@ def kept_lf_votes(run: RunArtifacts, *, embeddings: bool = True, sandbox: bool =
         skipped.update({lf.name: why_no_pool for lf in lfs if not is_trusted(lf)})
     runnable = [lf for lf in lfs if lf.name not in skipped]
     try:
-        outcome = apply_lfs(runnable, texts, run.class_names, rows=rows, embeddings=emb, pool=pool,
-                            text_field=run.model.task.get("text_field", "text"))
+        labeler = run.model.labeler.model_copy(update={"lfs": runnable})  # the run's labeler, runnable LFs
+        outcome = labeler.apply(texts, rows, embeddings=emb, pool=pool)
     except (LFAgentError, ValueError) as exc:  # e.g. an LF voting a class the task lacks
         return KeptVotes(L=np.zeros((len(texts), 0), np.int16), names=[], texts=texts, ids=ids, skipped=skipped,
                          note=f"kept LFs could not be re-applied: {exc}")
@@ -78,8 +78,8 @@ def _in_silver_order(run: RunArtifacts, records):
 
 def _embeddings(texts: list[str]):
     try:
-        from lfagent.embed import Embedder
-        from lfagent.session import default_cache_dir
+        from lfagent.data.embed import Embedder
+        from lfagent.data.embed import default_cache_dir
 
         embedder = Embedder(default_cache_dir() / "embeddings.sqlite")
         try:

@@ -8,10 +8,11 @@ least `min_matches` records but no more than `max_share` times its class's share
 3% class that fires on a third of the corpus is no cue). Vouching only stands in for missing evidence:
 with enough judged seed votes the seeds decide (selection.py).
 
-The margins: "nearest" alone let through words that lean on a description's wording (`send` for an sms
-spam class described as "requests to call or text back": right on a third of its matches), while the
-useful cues stood well clear (`where`, `city`, `stand for`, `animal` in trec: cosine margins 0.2 for the
-word, 0.05 or more for its records). Chosen on per-LF analyses of draws 0, 1 and 3 of the evals.
+Why margins and not "nearest": a word can lean on a description's wording without marking the class
+(`send` for a spam class described as "requests to call or text back"), while real cues stand well clear
+of every other class. The two margins were set by looking at individual LFs on seed draws that
+`python -m evals` also scores (draws 0, 1 and 3); they have not been re-derived on held-out data, so the
+benchmark's figures for LLM keyword LFs may flatter them slightly.
 """
 from __future__ import annotations
 

@@ -19,15 +19,17 @@ def lf_summary_table(stats: Sequence[LFStats], class_names: Sequence[str] | None
             for j, s in enumerate(stats)]
 
 
-def _cell(value) -> str:
+def format_cell(value, digits: int = 3) -> str:
+    """One table cell, the same in every table lfagent prints: None as a dash, floats rounded, booleans
+    as yes/no, lists joined by commas."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{value:.{digits}f}"
     if isinstance(value, (list, tuple)):
-        return ",".join(_cell(v) for v in value) or "-"
+        return ",".join(format_cell(v, digits) for v in value) or "-"
     return str(value)
 
 
@@ -39,7 +41,7 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> 
     if not rows:
         return "(no rows)\n"
     columns = list(columns or rows[0].keys())
-    cells = [[_cell(row.get(col)) for col in columns] for row in rows]
+    cells = [[format_cell(row.get(col)) for col in columns] for row in rows]
     numeric = [all(isinstance(row.get(col), (int, float)) or row.get(col) is None for row in rows)
                for col in columns]
     widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]

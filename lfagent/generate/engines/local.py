@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from lfagent.apply import apply_lfs
+from lfagent.sandbox.apply import apply_lfs
 from lfagent.generate.job import LabelJob
 from lfagent.generate.shards import Shard, read_shard
 from lfagent.generate.stream import Batch, BatchKey
@@ -32,9 +32,8 @@ def run_local(items: Iterable[Batch | Shard], job: LabelJob, commit: Commit, *, 
               fmt: str = "parquet", workers: int = 1, window: int | None = None) -> int:
     """Label every item, encode it as `fmt` and commit it; returns the number of rows labelled.
     `task` is needed only to read Shards."""
-    predictor = job.predictor()
     pool = None
-    if predictor.code_columns:
+    if job.model().labeler.code_columns:
         from lfagent.sandbox import SandboxPool
 
         pool = SandboxPool(workers=workers)
@@ -100,10 +99,10 @@ def _as_batch(task: TaskSpec | None, item: Batch | Shard, keep_rows: bool) -> Ba
 
 
 def _code_votes(job: LabelJob, batch: Batch, pool) -> np.ndarray:
-    predictor = job.predictor()
-    code_lfs = [predictor.lfs[j] for j in predictor.code_columns]
-    return apply_lfs(code_lfs, batch.texts, predictor.class_names, rows=batch.rows, pool=pool,
-                     text_field=predictor.text_field).L
+    labeler = job.model().labeler
+    code_lfs = [labeler.lfs[j] for j in labeler.code_columns]
+    return apply_lfs(code_lfs, batch.texts, labeler.class_names, rows=batch.rows, pool=pool,
+                     text_field=labeler.text_field).L
 
 
 def _init_worker(job: LabelJob, task: TaskSpec | None, fmt: str) -> None:

@@ -94,7 +94,7 @@ def _label_on_ray(shards: list[Shard], task: TaskSpec, job: LabelJob, commit: Co
     # yet at least 4 blocks per worker, so the last ones still spread over every worker.
     per_block = max(1, min(-(-RECORDS_PER_TASK // max(s.count for s in shards)), len(shards) // (4 * workers)))
     # An actor pool, not a task pool: each actor has its next shard queued, so it never waits ~0.1 s for
-    # the scheduling loop between shards as a new task does; and it builds its predictor once.
+    # the scheduling loop between shards as a new task does; and it builds its labeler once.
     # max_restarts=0: a crashed actor fails the command (a rerun resumes); Ray's default (restart forever,
     # with arguments kept in the object store) logs an error line on every run. Ray 2.60 flags the
     # keyword as deprecated but offers no other way (pinned in pyproject.toml).
@@ -125,7 +125,7 @@ class ShardLabeler:
         self.limits = threadpool_limits(1)  # `workers` processes share the cores: one BLAS thread each
         self.task, self.job, self.fmt = task, job, fmt
         self.pool = None
-        if job.predictor().code_columns:  # one single-worker sandbox per actor: Ray spreads the work
+        if job.model().labeler.code_columns:  # one single-worker sandbox per actor: Ray spreads the work
             from lfagent.sandbox import SandboxPool
 
             self.pool = SandboxPool(workers=1)

@@ -9,12 +9,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from threadpoolctl import threadpool_limits
 
-from lfagent.aggregate.dawid_skene import DawidSkeneFit, dawid_skene_proba, fit_dawid_skene
-from lfagent.aggregate.label_matrix import (
+from lfagent.fit.dawid_skene import DawidSkeneFit, dawid_skene_proba, fit_dawid_skene
+from lfagent.fit.label_matrix import (
     LabelMatrixError, check_cardinality, check_class_prior, check_label_matrix, check_labels,
 )
-from lfagent.aggregate.majority import majority_vote_proba
-from lfagent.aggregate.metal import MetalConfig, MetalFit, fit_metal, metal_conditional_probs, metal_proba
+from lfagent.fit.majority import majority_vote_proba
+from lfagent.fit.metal import MetalConfig, MetalFit, fit_metal, metal_conditional_probs, metal_proba
 
 Method = Literal["auto", "majority", "dawid_skene", "metal"]
 METHODS = ("auto", "majority", "dawid_skene", "metal")

@@ -1,13 +1,12 @@
-"""Write a fitted run's files (see lfagent/artifacts.py for the layout)."""
+"""Write a fitted run's files (see lfagent/rundir/files.py for the layout)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from lfagent.artifacts import (RunModel, fallback_state, save_model, silver_row, write_json_atomic,
-                               write_jsonl_atomic)
-from lfagent.crossfit import PipelineResult
+from lfagent.rundir.files import RunModel, save_model, silver_rows, write_json_atomic, write_jsonl_atomic
+from lfagent.fit.crossfit import PipelineResult
 from lfagent.data.dataset import Records
 from lfagent.lf import lf_set_hash
 from lfagent.scoring import format_table, lf_stats, lf_summary_table
@@ -17,19 +16,12 @@ from lfagent.task import TaskSpec
 def write_run_outputs(run_dir: Path, task: TaskSpec, run_id: str, seeds: Records, unlabeled: Records,
                       result: PipelineResult, *, uses_embeddings: bool) -> None:
     run_dir = Path(run_dir)
-    final = result.final
-    names = task.class_names
-    model = RunModel(
-        run_id=run_id, task={**task.model_dump(mode="json"), "base_dir": str(task.base_dir)}, lfs=final.lfs,
-        label_model=final.label_model.to_state() if final.label_model is not None else None,
-        calibrator=result.calibrator, fallback=fallback_state(final.fallback, task.multi_label),
-        prior=[float(p) for p in final.prior], lf_set_hash=lf_set_hash(final.lfs),
-        uses_embeddings=uses_embeddings and (final.fallback is not None
-                                             or any(lf.kind == "embedding" for lf in final.lfs)))
+    labeler = result.labeler
+    model = RunModel(run_id=run_id, task={**task.model_dump(mode="json"), "base_dir": str(task.base_dir)},
+                     labeler=labeler, lf_set_hash=lf_set_hash(labeler.lfs),
+                     uses_embeddings=uses_embeddings and labeler.needs_embeddings)
     save_model(run_dir, model)
-    write_jsonl_atomic(run_dir / "silver.jsonl",
-                       (silver_row(rid, p, c, names, task.multi_label, result.calibrator.thresholds)
-                        for rid, p, c in zip(unlabeled.ids, result.probs, result.covered)))
+    write_jsonl_atomic(run_dir / "silver.jsonl", silver_rows(unlabeled.ids, labeler, result.probs, result.covered))
     write_jsonl_atomic(run_dir / "heldout.jsonl", _heldout_rows(task, seeds, result))
     _write_lf_tables(run_dir, task, result)
     write_json_atomic(run_dir / "metrics.json", result.metrics.model_dump())

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from lfagent.audit import audit_run, write_review_queue
+    from lfagent.report.audit import audit_run, write_review_queue
     from lfagent.errors import InputError
 
     if args.top < 1:

@@ -1,4 +1,4 @@
-"""Read a run directory (see lfagent/artifacts.py for its layout) into one object, with clear errors.
+"""Read a run directory (see lfagent/rundir/files.py for its layout) into one object, with clear errors.
 
 Only model.json is required; the other files are read when present, so a card or report can still be
 made from a run that has, say, no heldout.jsonl. Errors name the file and line.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lfagent.artifacts import RunModel, load_model
+from lfagent.rundir.files import RunModel, load_model
 from lfagent.data.readers import iter_rows
 from lfagent.errors import InputError
 

@@ -1,13 +1,13 @@
 """The calibrator a run stores: temperature scaling (single-label) or per-class Platt (multi-label).
 
-Fitting is lfagent.aggregate's; this is the JSON-safe state that model.json keeps and `generate` reuses.
+Fitting is lfagent.fit's; this is the JSON-safe state that model.json keeps and `generate` reuses.
 """
 from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel
 
-from lfagent.aggregate import PlattScaler, TemperatureScaler
+from lfagent.fit import PlattScaler, TemperatureScaler
 
 
 class Calibrator(BaseModel):

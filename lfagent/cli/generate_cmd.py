@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from lfagent.faces.progress import Progress
+    from lfagent.cli.progress import Progress
     from lfagent.generate import generate
 
     progress = Progress(False if args.quiet else None)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lfagent.aggregate.label_matrix import one_hot_votes, unique_rows
+from lfagent.fit.label_matrix import one_hot_votes, unique_rows
 
 SNORKEL_EPOCHS = 500
 

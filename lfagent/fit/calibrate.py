@@ -6,7 +6,7 @@ from typing import Callable, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel
 
-from lfagent.aggregate.label_matrix import LabelMatrixError, check_labels, check_probabilities
+from lfagent.fit.label_matrix import LabelMatrixError, check_labels, check_probabilities
 
 _EPS = 1e-12
 
@@ -164,10 +164,11 @@ def reliability_bins(probs, y, n_bins: int = 10) -> list[ReliabilityBin]:
     """Equal-width bins of top-label confidence, with mean confidence and accuracy per bin."""
     probs, y = _checked(probs, y)
     confidence, correct = probs.max(axis=1), (probs.argmax(axis=1) == y).astype(float)
-    return _bins(confidence, correct, n_bins)
+    return confidence_bins(confidence, correct, n_bins)
 
 
-def _bins(confidence: np.ndarray, outcome: np.ndarray, n_bins: int) -> list[ReliabilityBin]:
+def confidence_bins(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = 10) -> list[ReliabilityBin]:
+    """Equal-width bins of `confidence` with the mean outcome (1 = right / present) in each."""
     if n_bins < 1:
         raise LabelMatrixError(f"n_bins must be >= 1, got {n_bins}")
     index = _bin_index(confidence, n_bins)
@@ -194,7 +195,7 @@ def expected_calibration_error(probs, y, n_bins: int = 10) -> float:
 def binary_expected_calibration_error(p, outcome, n_bins: int = 10) -> float:
     """ECE of P(positive): bins over p, |mean p - positive rate| per bin."""
     p, outcome = np.asarray(p, dtype=float), np.asarray(outcome, dtype=float)
-    return _ece_from_bins(_bins(p, outcome, n_bins), len(p)) if len(p) else float("nan")
+    return _ece_from_bins(confidence_bins(p, outcome, n_bins), len(p)) if len(p) else float("nan")
 
 
 def multilabel_expected_calibration_error(probs, Y, n_bins: int = 10) -> float:

@@ -20,8 +20,8 @@ from typing import Literal
 
 import numpy as np
 
-from lfagent.aggregate.label_matrix import LabelMatrixError, check_cardinality, check_label_matrix
-from lfagent.aggregate.label_model import LabelModel, Method
+from lfagent.fit.label_matrix import LabelMatrixError, check_cardinality, check_label_matrix
+from lfagent.fit.label_model import LabelModel, Method
 
 
 OtherClassVotes = Literal["negative", "all", "abstain"]

@@ -1,13 +1,13 @@
 """Aggregation: label votes -> class probabilities (majority vote, Dawid-Skene EM, Snorkel's estimator), calibration, ECE."""
-from lfagent.aggregate.calibrate import (
+from lfagent.fit.calibrate import (
     IsotonicCalibrator, PlattScaler, ReliabilityBin, TemperatureScaler, binary_expected_calibration_error,
     cross_fit_calibrated_probs, expected_calibration_error, make_calibrator,
     multilabel_expected_calibration_error, reliability_bins,
 )
-from lfagent.aggregate.label_matrix import LabelMatrixError
-from lfagent.aggregate.label_model import LabelModel
-from lfagent.aggregate.majority import majority_vote, majority_vote_proba
-from lfagent.aggregate.multilabel import MultiLabelModel
+from lfagent.fit.label_matrix import LabelMatrixError
+from lfagent.fit.label_model import LabelModel
+from lfagent.fit.majority import majority_vote, majority_vote_proba
+from lfagent.fit.multilabel import MultiLabelModel
 
 __all__ = [
     "IsotonicCalibrator", "LabelMatrixError", "LabelModel", "MultiLabelModel", "PlattScaler",

@@ -1,4 +1,4 @@
-"""`lfagent` command line: argument parsing only; each command lives in lfagent/faces/.
+"""`lfagent` command line: argument parsing only; each command lives in lfagent/cli/.
 
 Errors that users can act on (LFAgentError) print as one line with exit code 2; no traceback.
 """
@@ -8,29 +8,29 @@ import argparse
 import importlib
 import sys
 
+from lfagent.about import lfagent_version
 from lfagent.errors import LFAgentError
 
 COMMANDS = {
-    # name: (module in lfagent.faces, help)
+    # name: (module in lfagent.cli, help)
     "run": ("run_cmd", "propose, score and keep LFs, fit the label model, write silver labels"),
     "lf": ("lf_cmd", "work with labeling-function files (lf apply)"),
     "generate": ("generate_cmd", "apply a run's LFs and label model to large corpora"),
     "report": ("report_cmd", "write a self-contained HTML report for a run"),
     "audit": ("audit_cmd", "rank likely seed-label errors and silver records worth a human look"),
     "repl": ("repl_cmd", "interactive session: inspect, steer, label and export"),
-    "bench": ("bench_cmd", "run the evaluation benchmark (same as python -m evals)"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lfagent", description="Turn a task and ~100 seed labels into calibrated silver labels.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {lfagent_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         try:
             face = _face(module)
         except ModuleNotFoundError as exc:
-            if exc.name != f"lfagent.faces.{module}":
+            if exc.name != f"lfagent.cli.{module}":
                 raise
             continue  # a command whose face is not built in this checkout
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -40,16 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _face(module: str):
-    return importlib.import_module(f"lfagent.faces.{module}")
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("lfagent")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return importlib.import_module(f"lfagent.cli.{module}")
 
 
 def main(argv: list[str] | None = None) -> int:

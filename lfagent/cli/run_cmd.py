@@ -29,12 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from lfagent.faces.progress import Progress
+    from lfagent.cli.progress import Progress
 
     progress = Progress(False if args.quiet else None)
     run_dir, task_path = _locations(args)
-    from lfagent.agent import run_agent
-    from lfagent.store import RunStore
+    from lfagent.agent.run import run_agent
+    from lfagent.rundir.store import RunStore
 
     if args.resume:  # the original run's settings, unless given again now
         store = RunStore(run_dir)
@@ -64,7 +64,7 @@ def _locations(args) -> tuple[Path, Path]:
         state = run_dir / "run.sqlite"
         if not state.is_file():
             raise InputError("not a run directory (no run.sqlite)", path=run_dir)
-        from lfagent.store import RunStore
+        from lfagent.rundir.store import RunStore
 
         store = RunStore(run_dir)
         task_path = store.get_meta("task_path")

@@ -50,17 +50,36 @@ def _load():
     return _model
 
 
-class Embedder:
-    """Encode texts; `cache_path` (sqlite) remembers vectors across runs and processes."""
+def default_cache_dir() -> Path:
+    """Where lfagent keeps caches shared across runs: $LFAGENT_CACHE, else ~/.cache/lfagent."""
+    return Path(os.environ.get("LFAGENT_CACHE", Path.home() / ".cache" / "lfagent"))
 
-    def __init__(self, cache_path: str | Path | None = None, batch_size: int = 64):
+
+class Embedder:
+    """Encode texts; `cache_path` (sqlite) remembers vectors across runs and processes.
+
+    With `store=False` the cache is only read (and not created when missing): `generate` reuses what a
+    run encoded without growing the cache by a whole corpus.
+    """
+
+    def __init__(self, cache_path: str | Path | None = None, batch_size: int = 64, *, store: bool = True):
         self.batch_size = batch_size
         self._db = None
-        if cache_path is not None:
+        self._store_new = store
+        if cache_path is None:
+            return
+        if store:
             Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(cache_path), check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+        elif Path(cache_path).is_file():
+            try:
+                self._db = sqlite3.connect(f"file:{Path(cache_path).resolve()}?mode=ro", uri=True,
+                                           check_same_thread=False)
+                self._db.execute("SELECT 1 FROM emb LIMIT 1")
+            except sqlite3.Error:  # not a cache we can read: encode everything
+                self._db = None
 
     def encode(self, texts: list[str], progress=None) -> np.ndarray:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
@@ -104,7 +123,7 @@ class Embedder:
         return np.vstack(chunks).astype(np.float32)
 
     def _store(self, vectors: dict[str, np.ndarray]) -> None:
-        if self._db is None or not vectors:
+        if self._db is None or not vectors or not self._store_new:
             return
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)",

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from lfagent.report.rundir import RunArtifacts, load_run
+from lfagent.rundir.read import RunArtifacts, load_run
 from lfagent.report.summary import confidence_margin, record_disagreement
 
 EPS = 1e-6

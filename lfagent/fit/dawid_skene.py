@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from lfagent.aggregate.label_matrix import one_hot_votes, unique_rows
-from lfagent.aggregate.majority import majority_vote_proba
+from lfagent.fit.label_matrix import one_hot_votes, unique_rows
+from lfagent.fit.majority import majority_vote_proba
 
 _FLOOR = 1e-12
 

@@ -1,4 +1,4 @@
-"""Benchmark an LLM backend: `python -m lfagent.llm.bench --llm local --max-tokens 64`.
+"""Benchmark an LLM backend: `python -m evals.llm_bench --llm local --max-tokens 64`.
 
 Prints a table (start-up, latency, tokens/s alone and with concurrent requests); asserts nothing.
 """

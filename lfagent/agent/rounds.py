@@ -20,11 +20,10 @@ class LoopSettings(BaseModel):
     min_improvement: float = 0.005  # ...of the cross-fitted seed accuracy by at least this
 
 
-def agent_rounds(session, *, rounds: int = 3, max_llm_calls: int | None = None, max_tokens: int | None = None,
-                 settings: LoopSettings | None = None) -> list[dict]:
+def agent_rounds(session, *, rounds: int = 3, settings: LoopSettings | None = None) -> list[dict]:
+    """Walk the rounds; the LLM's call and token limits are the session's (`Session(limits=...)`)."""
     settings = settings or LoopSettings(rounds=rounds)
     say = session.say
-    session.limits = {"max_llm_calls": max_llm_calls, "max_tokens": max_tokens}
     store = session.store
     done = {r["round"]: r["metrics"] for r in store.rounds() if r["status"] == "done"}
     stale = True
@@ -42,7 +41,6 @@ def agent_rounds(session, *, rounds: int = 3, max_llm_calls: int | None = None, 
         if stale:
             session.fit()
             stale = False
-        session.round = round_
         store.start_round(round_)
         say(f"round {round_}: asking the LLM")
         try:
@@ -81,37 +79,40 @@ def screen_new_lfs(session, names: list[str]) -> list[str]:
     """Admit a round's new LLM LFs one at a time, each only if cross-fitted seed accuracy does not fall.
 
     Each LF is first tried alone; those that pass selection are then added best first, and one that
-    would lower the figure is pinned 'drop' with the reason. Ties keep the LF: one that beats chance on
-    its own and costs nothing on the seeds adds coverage. Returns the names dropped.
+    would lower the figure is screened out with the reason. Ties keep the LF: one that beats chance on
+    its own and costs nothing on the seeds adds coverage. The trials are fits with pins held in memory:
+    the user's pins are never written, and an LF the user pinned is not screened. Only the outcome is
+    stored (run meta `screened_out`, which later fits obey). Returns the names screened out.
     """
+    user = session.user_pins()
+    names = [name for name in names if name not in user]
     if not names:
         return []
     store = session.store
-    for name in names:
-        store.pin(name, "drop")
-    baseline = current = session.fit().seed_accuracy
+    base = session.pins()
+    trial = {**base, **{name: "drop" for name in names}}
+
+    def accuracy_with(pins: dict[str, str]) -> float:
+        return session.fit(pins=pins, record=False).seed_accuracy
+
+    baseline = current = accuracy_with(trial)
     solo: dict[str, float] = {}
     for name in names:
-        store.pin(name, None)
-        accuracy = session.fit().seed_accuracy
+        accuracy = accuracy_with({**trial, name: None})
         if name in {lf.name for lf in session.result.final.lfs}:  # selection kept it: worth a try
             solo[name] = accuracy
-        store.pin(name, "drop")
+    admitted = dict(trial)
     reasons = dict(store.get_meta("screened_out", {}))
     dropped: list[str] = []
     for name in sorted(solo, key=lambda n: (-solo[n], n)):
-        store.pin(name, None)
         before = current if solo[name] >= baseline else baseline
-        accuracy = session.fit().seed_accuracy if solo[name] >= baseline else solo[name]  # alone it hurts
+        accuracy = accuracy_with({**admitted, name: None}) if solo[name] >= baseline else solo[name]  # alone it hurts
         if accuracy >= before:
             current = accuracy
+            admitted[name] = None
             continue
-        store.pin(name, "drop")
         dropped.append(name)
         reasons[name] = f"lowered the cross-fitted seed accuracy ({before:.3f} -> {accuracy:.3f})"
-    for name in names:
-        if name not in solo:
-            store.pin(name, None)  # selection drops it on its own, with its own reason
     store.set_meta("screened_out", reasons)
     store.event("screen", {"kept": [n for n in solo if n not in dropped], "dropped": dropped,
                            "left_to_selection": [n for n in names if n not in solo]})
@@ -121,21 +122,22 @@ def screen_new_lfs(session, names: list[str]) -> list[str]:
 def _propose_round(session, round_: int, settings: LoopSettings):
     from lfagent.propose.llm_proposer import ProposalReport
 
+    stage = session.proposals(round_)
     if round_ == 1:
-        session.write_guideline()
+        stage.write_guideline()
     report = ProposalReport()
     if round_ == 1 or _kept_any(session, "llm:code", before=round_):
-        report.merge(session.propose(settings.code_per_class, kind="code"))
+        report.merge(stage.propose(settings.code_per_class, kind="code"))
         if report.budget_spent:
             return report
     else:  # spend the calls where proposals survive (keywords come next)
         session.say(f"round {round_}: no LLM code LF has been kept so far; asking for keywords only")
-    report.merge(session.propose(settings.keyword_examples, kind="keywords"))
+    report.merge(stage.propose(settings.keyword_examples, kind="keywords"))
     if round_ == settings.concepts_in_round and not report.budget_spent:
-        report.merge(session.propose(1, kind="concepts"))
+        report.merge(stage.propose(1, kind="concepts"))
     target = _refinement_target(session)
     if target and not report.budget_spent:
-        report.merge(session.refine(target))
+        report.merge(stage.refine(target))
         session.store.set_meta(f"refined:{target}", True)  # after the call: a resumed round asks again
     return report
 

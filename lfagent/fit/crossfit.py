@@ -1,4 +1,8 @@
-"""Cross-fitted evaluation, calibration and the final fit (see lfagent/pipeline.py for the protocol)."""
+"""Cross-fitted evaluation, calibration and the final fit (see lfagent/fit/fold_fit.py for the protocol).
+
+The result's `labeler` (the final fit's labeler with its calibrator) is what the run persists and what
+every face calls; the run's own silver probabilities are computed by it.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,9 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel
 
-from lfagent.aggregate import expected_calibration_error, multilabel_expected_calibration_error
-from lfagent.calibration import Calibrator, f1_thresholds, fit_calibrator
-from lfagent.pipeline import Corpus, FittedModel, PipelineConfig, VoteCache, fit_once, fold_indices
+from lfagent.fit import expected_calibration_error, multilabel_expected_calibration_error
+from lfagent.fit.calibrator import f1_thresholds, fit_calibrator
+from lfagent.fit.corpus import Corpus, VoteCache
+from lfagent.fit.fold_fit import FittedModel, PipelineConfig, fit_once, fold_indices
+from lfagent.fit.labeler import Labeler
 from lfagent.lf import LabelingFunction
 from lfagent.scoring import wilson_interval
 
@@ -36,7 +42,7 @@ class Metrics(BaseModel):
 @dataclass
 class PipelineResult:
     final: FittedModel
-    calibrator: Calibrator
+    labeler: Labeler  # the final fit's, calibrated: what model.json stores
     metrics: Metrics
     probs: np.ndarray  # calibrated, unlabeled x k
     covered: np.ndarray
@@ -70,11 +76,11 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
     calibrator = fit_calibrator(raw_heldout, corpus.seed_y, multi_label=corpus.multi_label)
     if corpus.multi_label:
         calibrator.thresholds = f1_thresholds(heldout, corpus.seed_y)
-    _, L_unl = votes.matrices(final.lfs)
-    raw_probs, covered = final.predict(L_unl, corpus.unl_emb)
-    probs = calibrator.transform(raw_probs)
+    labeler = final.labeler.model_copy(update={"calibrator": calibrator})
+    _, L_unl = votes.matrices(labeler.lfs)
+    probs, covered = labeler.proba(L_unl, corpus.unl_emb)
     metrics = _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, final, heldout_decisions)
-    return PipelineResult(final=final, calibrator=calibrator, metrics=metrics, probs=probs, covered=covered,
+    return PipelineResult(final=final, labeler=labeler, metrics=metrics, probs=probs, covered=covered,
                           heldout_probs=heldout, votes=votes, fold_kept=fold_kept)
 
 
@@ -111,13 +117,12 @@ def _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, fin
         macro = macro_f1(y, pred, corpus.k)
         ece = expected_calibration_error(heldout, y)
         ece_raw = expected_calibration_error(raw_heldout, y)
-    model_name = getattr(final.label_model, "chosen_method_", None) or getattr(final.label_model, "method", "none")
     return Metrics(seed_accuracy=float(accuracy), seed_accuracy_low=float(low), seed_accuracy_high=float(high),
                    seed_macro_f1=float(macro), seed_ece=float(ece), seed_ece_uncalibrated=float(ece_raw),
                    seed_covered_fraction=float(heldout_covered.mean()),
                    unlabeled_coverage=float(covered.mean()) if len(covered) else 0.0,
                    n_seeds=len(y), n_unlabeled=len(corpus.unl_texts), n_candidates=len(final.candidates),
-                   n_kept=len(final.lfs), folds=config.folds, label_model=str(model_name))
+                   n_kept=len(final.lfs), folds=config.folds, label_model=final.label_model_name)
 
 
 def macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:

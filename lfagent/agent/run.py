@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lfagent.artifacts import write_json_atomic
-from lfagent.pipeline import PipelineConfig
+from lfagent.rundir.files import write_json_atomic
+from lfagent.fit.fold_fit import PipelineConfig
+from lfagent.llm.budget import LLMLimits, Prices
 from lfagent.session import Session
 
 
@@ -19,18 +20,18 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
     llm = llm or "auto"
     config = PipelineConfig(seed=seed, folds=folds)
     say = progress or (lambda message: None)
-    with Session(task_path, run_dir, llm=llm, config=config, progress=say, embed=embed) as session:
-        session.store.set_meta("task_path", str(Path(task_path).resolve()))
+    limits = LLMLimits(max_calls=max_llm_calls, max_tokens=max_tokens,
+                       prices=Prices(prompt_per_million=prices[0], completion_per_million=prices[1]))
+    with Session(task_path, run_dir, llm=llm, config=config, progress=say, embed=embed, limits=limits) as session:
         session.store.set_meta("llm", llm)
         session.store.set_meta("run_args", {"llm": llm, "rounds": rounds, "max_llm_calls": max_llm_calls,
                                             "max_tokens": max_tokens, "seed": seed, "folds": folds,
                                             "price_prompt": prices[0], "price_completion": prices[1],
                                             "no_embeddings": not embed})
         if llm != "none":
-            from lfagent.loop import agent_rounds
+            from lfagent.agent.rounds import agent_rounds
 
-            session.prices = prices
-            agent_rounds(session, rounds=rounds, max_llm_calls=max_llm_calls, max_tokens=max_tokens)
+            agent_rounds(session, rounds=rounds)
         else:
             say("mining LFs and fitting the label model")
             session.fit()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lfagent.aggregate.label_matrix import vote_counts
+from lfagent.fit.label_matrix import vote_counts
 
 
 def majority_vote_proba(L: np.ndarray, cardinality: int, *, class_prior: np.ndarray | None = None,

@@ -1,0 +1,1 @@
+"""The agent: rounds of propose -> sandbox -> score -> keep -> refit, held in the run store."""

@@ -1,0 +1,5 @@
+import sys
+
+from lfagent.cli import main
+
+sys.exit(main())

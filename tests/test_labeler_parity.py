@@ -1,0 +1,112 @@
+"""One labeler behind every face: generate (local and Ray), Session.label_text and the run's own
+silver.jsonl must give the same probabilities, labels and covered flags, in the configuration users get
+by default (embeddings on) as well as without embeddings, single- and multi-label, and after --resume."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import EXAMPLE_TASK, goemotions_task
+from lfagent import Session
+from lfagent.cli import main as cli_main
+from lfagent.generate import generate
+from lfagent.rundir.files import load_model
+
+pytestmark = pytest.mark.slow
+
+
+def fit_run(task: Path, run_dir: Path, embed: bool) -> dict:
+    """Fit in process, so the run's unrounded probabilities are at hand as well as silver.jsonl."""
+    with Session(task, run_dir, llm="none", embed=embed) as session:
+        session.fit()
+        session.write_outputs()
+        result = session.result
+        first = session.unlabeled.texts[0]
+        return {"ids": [str(i) for i in session.unlabeled.ids], "probs": result.probs, "covered": result.covered,
+                "task": task, "run_dir": run_dir, "label_text": session.label_text(first), "first": first}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    os.environ["LFAGENT_CACHE"] = str(tmp_path_factory.mktemp("cache"))  # before Ray starts: workers inherit it
+    base = tmp_path_factory.mktemp("runs")
+    ge = goemotions_task(base / "ge", n_seeds=100, n_unlabeled=300)
+    return {("youtube", True): fit_run(EXAMPLE_TASK, base / "yt-emb", True),
+            ("youtube", False): fit_run(EXAMPLE_TASK, base / "yt", False),
+            ("goemotions", True): fit_run(ge, base / "ge-emb", True)}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache():  # overrides conftest's per-test cache: the runs above filled this module's cache
+    yield
+
+
+def read_rows(path: Path) -> dict[str, dict]:
+    return {str(r["id"]): r for r in map(json.loads, path.read_text().splitlines())}
+
+
+def assert_reproduces(run: dict, out: Path) -> None:
+    got = read_rows(out)
+    silver = read_rows(Path(run["run_dir"]) / "silver.jsonl")
+    assert list(got) == run["ids"] == list(silver)
+    names = list(silver[run["ids"][0]]["probs"])
+    key = "labels" if "labels" in silver[run["ids"][0]] else "label"
+    for i, rid in enumerate(run["ids"]):
+        row, expected = got[rid], silver[rid]
+        probs = np.array([row["probs"][c] for c in names])
+        assert np.abs(probs - run["probs"][i]).max() <= 1e-9, rid
+        assert [round(p, 4) for p in probs] == [expected["probs"][c] for c in names], rid
+        assert row[key] == expected[key] and row["covered"] == expected["covered"] == bool(run["covered"][i])
+
+
+@pytest.mark.parametrize("case", [("youtube", True), ("youtube", False), ("goemotions", True)],
+                         ids=["youtube-embeddings", "youtube-no-embeddings", "goemotions-embeddings"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_local_generate_reproduces_silver(runs, tmp_path, case, workers):
+    run = runs[case]
+    unlabeled = Path(run["task"]).parent / "unlabeled.jsonl"
+    generate(run["run_dir"], [str(unlabeled)], tmp_path / "out.jsonl", batch_size=400, workers=workers)
+    assert_reproduces(run, tmp_path / "out.jsonl")
+
+
+def test_the_stored_labeler_joins_the_embedding_expert(runs):
+    """The defect this file guards against: generate used the expert only on uncovered rows."""
+    labeler = load_model(runs[("youtube", True)]["run_dir"]).labeler
+    assert labeler.expert is not None and labeler.join == "product" and labeler.embedder
+    assert load_model(runs[("youtube", False)]["run_dir"]).labeler.expert is None
+
+
+@pytest.mark.parametrize("case", [("youtube", True), ("goemotions", True)], ids=["youtube", "goemotions"])
+def test_label_text_gives_the_silver_probabilities(runs, case):
+    run = runs[case]
+    answer = run["label_text"]
+    assert np.allclose(list(answer["probs"].values()), run["probs"][0], atol=1e-6)  # one text encoded alone
+    assert answer["covered"] == bool(run["covered"][0])
+
+
+def test_generate_reproduces_silver_after_resume(runs, tmp_path):
+    run = runs[("youtube", False)]
+    assert cli_main(["run", "--resume", str(run["run_dir"]), "--quiet"]) == 0
+    generate(run["run_dir"], [str(EXAMPLE_TASK.parent / "unlabeled.jsonl")], tmp_path / "out.jsonl")
+    assert_reproduces(run, tmp_path / "out.jsonl")  # the resumed run refits the same model
+
+
+def test_ray_generate_reproduces_silver(runs, tmp_path):
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        for case in [("youtube", True), ("goemotions", True)]:
+            run = runs[case]
+            out = tmp_path / f"{case[0]}.jsonl"
+            generate(run["run_dir"], [str(Path(run["task"]).parent / "unlabeled.jsonl")], out, engine="ray",
+                     workers=2, batch_size=400)
+            assert_reproduces(run, out)
+    finally:
+        ray.shutdown()
