@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from lfagent.aggregate.label_matrix import one_hot_votes, unique_rows
+from lfagent.aggregate.statistics import vote_matrix, vote_patterns
 from lfagent.aggregate.majority import majority_vote_proba
 
 _FLOOR = 1e-12
@@ -82,8 +82,8 @@ def fit_dawid_skene(L: np.ndarray, cardinality: int, *, class_prior: np.ndarray 
     vote patterns weighted by their counts, so cost grows with distinct rows, not rows.
     """
     k, n_lfs = cardinality, L.shape[1]
-    L_unique, _, counts = unique_rows(L)
-    S = one_hot_votes(L_unique, k)
+    L_unique, _, counts = vote_patterns(L)
+    S = vote_matrix(L_unique, k)
     base = _smoothing_base(S, counts, n_lfs, k)
     Q = _initial_posterior(L_unique, k, class_prior, seed)
     previous, converged, iteration = -np.inf, False, 0
@@ -105,6 +105,6 @@ def dawid_skene_proba(L: np.ndarray, fit: DawidSkeneFit) -> np.ndarray:
     k = fit.class_prior.shape[0]
     if L.shape[0] == 0:
         return np.zeros((0, k))
-    L_unique, inverse, _ = unique_rows(L)
-    posterior, _ = _normalise(log_joint(one_hot_votes(L_unique, k), fit.class_prior, fit.confusion))
+    L_unique, inverse, _ = vote_patterns(L)
+    posterior, _ = _normalise(log_joint(vote_matrix(L_unique, k), fit.class_prior, fit.confusion))
     return posterior[inverse]

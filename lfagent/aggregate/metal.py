@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lfagent.aggregate.label_matrix import one_hot_votes, unique_rows
+from lfagent.aggregate.statistics import covote_counts, vote_matrix, vote_patterns
 
 SNORKEL_EPOCHS = 500
 
@@ -44,10 +44,8 @@ class MetalFit:
 
 
 def overlaps(L: np.ndarray, cardinality: int) -> np.ndarray:
-    """O = S^T S / n for the one-hot vote matrix S (computed on distinct rows, weighted by counts)."""
-    L_unique, _, counts = unique_rows(L)
-    S = one_hot_votes(L_unique, cardinality)
-    return np.asarray((S.T @ S.multiply(counts[:, None])).toarray()) / L.shape[0]
+    """O = S^T S / n for the one-hot vote matrix S, counted over each row's pairs of votes."""
+    return covote_counts(L, cardinality) / L.shape[0]
 
 
 def _off_block_mask(n_lfs: int, k: int) -> np.ndarray:
@@ -129,8 +127,8 @@ def metal_proba(L: np.ndarray, fit: MetalFit) -> np.ndarray:
     k = fit.class_prior.shape[0]
     if L.shape[0] == 0:
         return np.zeros((0, k))
-    L_unique, inverse, _ = unique_rows(L)
-    scores = np.asarray(one_hot_votes(L_unique, k) @ np.log(fit.mu)) + np.log(fit.class_prior)[None, :]
+    L_unique, inverse, _ = vote_patterns(L)
+    scores = np.asarray(vote_matrix(L_unique, k) @ np.log(fit.mu)) + np.log(fit.class_prior)[None, :]
     scores -= scores.max(axis=1, keepdims=True)
     probs = np.exp(scores)
     return (probs / probs.sum(axis=1, keepdims=True))[inverse]
