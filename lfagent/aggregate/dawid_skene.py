@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from lfagent.aggregate.statistics import vote_matrix, vote_patterns
+from lfagent.aggregate.statistics import row_reduce, vote_matrix, vote_patterns
 from lfagent.aggregate.majority import majority_vote_proba
 
 _FLOOR = 1e-12
@@ -57,9 +57,9 @@ def log_joint(S: sp.csr_matrix, class_prior: np.ndarray, confusion: np.ndarray) 
 
 
 def _normalise(log_joint_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    top = log_joint_rows.max(axis=1, keepdims=True)
+    top = row_reduce(np.maximum, log_joint_rows)
     expd = np.exp(log_joint_rows - top)
-    total = expd.sum(axis=1, keepdims=True)
+    total = row_reduce(np.add, expd)
     return expd / total, (np.log(total) + top).ravel()
 
 

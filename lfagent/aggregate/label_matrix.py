@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lfagent.aggregate.statistics import vote_matrix
 from lfagent.errors import InputError
 
 ABSTAIN = -1
@@ -77,8 +78,7 @@ def check_class_prior(prior, cardinality: int, *, name: str = "class_balance") -
 
 def vote_counts(L: np.ndarray, cardinality: int, weights: np.ndarray | None = None) -> np.ndarray:
     """n x k (weighted) count of votes per class."""
-    counts = np.zeros((L.shape[0], cardinality))
     lf_weights = np.ones(L.shape[1]) if weights is None else np.asarray(weights, dtype=float)
-    for c in range(cardinality):
-        counts[:, c] = (L == c) @ lf_weights
-    return counts
+    # row (j*k + c) of the one-hot's weight matrix carries LF j's weight into column c
+    per_code = (lf_weights[:, None, None] * np.eye(cardinality)[None]).reshape(-1, cardinality)
+    return np.asarray(vote_matrix(L, cardinality) @ per_code)

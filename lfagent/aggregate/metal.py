@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lfagent.aggregate.statistics import covote_counts, vote_matrix, vote_patterns
+from lfagent.aggregate.statistics import covote_counts, row_reduce, vote_matrix, vote_patterns
 
 SNORKEL_EPOCHS = 500
 
@@ -129,9 +129,9 @@ def metal_proba(L: np.ndarray, fit: MetalFit) -> np.ndarray:
         return np.zeros((0, k))
     L_unique, inverse, _ = vote_patterns(L)
     scores = np.asarray(vote_matrix(L_unique, k) @ np.log(fit.mu)) + np.log(fit.class_prior)[None, :]
-    scores -= scores.max(axis=1, keepdims=True)
+    scores -= row_reduce(np.maximum, scores)
     probs = np.exp(scores)
-    return (probs / probs.sum(axis=1, keepdims=True))[inverse]
+    return (probs / row_reduce(np.add, probs))[inverse]
 
 
 def metal_conditional_probs(fit: MetalFit) -> np.ndarray:
