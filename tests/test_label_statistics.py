@@ -51,7 +51,7 @@ def test_covote_counts_agree_across_row_blocks_and_the_sparse_fallback(case):
     k, L = case
     expected = dense_one_hot(L, k).T @ dense_one_hot(L, k)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(statistics, "_BLOCK_ROWS", 7)  # many blocks, some rows split across none
+        patch.setattr(statistics, "_BLOCK_CELLS", 20)  # blocks of a few rows
         np.testing.assert_array_equal(covote_counts(L, k), expected)
         patch.setattr(statistics, "_MAX_TABLE", 1)  # the scipy product path
         np.testing.assert_array_equal(covote_counts(L, k), expected)

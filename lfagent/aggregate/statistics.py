@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-# rows per block: bounds the temporary arrays (about 40 bytes per vote) on tall matrices
-_BLOCK_ROWS = 1 << 18
+# cells (rows x LFs) per block of rows: small enough that a block's votes stay in cache while
+# its pairs are counted (twice as fast as blocks 16 times larger), large enough to amortise the loop
+_BLOCK_CELLS = 1 << 20
 # above this many code pairs the dense bincount table would be too large: use a sparse product
 _MAX_TABLE = 1 << 24
 # rows looked at to judge whether deduplicating a tall matrix pays
@@ -56,9 +57,10 @@ def covote_counts(L: np.ndarray, cardinality: int, weights: np.ndarray | None = 
         return np.asarray((S.T @ weighted).toarray(), dtype=float)
     upper = np.zeros(d * d)
     diagonal = np.zeros(d)
-    for start in range(0, n, _BLOCK_ROWS):
-        block_weights = None if weights is None else np.asarray(weights[start:start + _BLOCK_ROWS], dtype=float)
-        block_upper, block_diagonal = _block_counts(L[start:start + _BLOCK_ROWS], cardinality, block_weights)
+    block = max(1, _BLOCK_CELLS // m)
+    for start in range(0, n, block):
+        block_weights = None if weights is None else np.asarray(weights[start:start + block], dtype=float)
+        block_upper, block_diagonal = _block_counts(L[start:start + block], cardinality, block_weights)
         upper += block_upper
         diagonal += block_diagonal
     counts = upper.reshape(d, d)
