@@ -102,7 +102,12 @@ def _row_keys(L: np.ndarray) -> list[np.ndarray]:
     n, m = L.shape
     base = int(L.max(initial=0)) + 2
     per_key = max(1, int(64 // np.log2(base)) - 1)  # base ** per_key stays below 2**64
-    small = (L + 1).astype(np.uint8 if base <= 256 else np.uint32)
+    if base <= 128:  # outcomes 0..k in a narrow copy rather than a full-width temporary
+        small = L.astype(np.int8)
+        small += 1
+        small = small.view(np.uint8)
+    else:
+        small = (L + 1).astype(np.uint32)
     columns = np.ascontiguousarray(small.T)  # one contiguous pass per LF
     keys = []
     for first in range(0, m, per_key):
