@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from lfagent.aggregate.label_matrix import vote_counts
+from lfagent.aggregate.statistics import row_reduce
 
 
 def majority_vote_proba(L: np.ndarray, cardinality: int, *, class_prior: np.ndarray | None = None,
@@ -29,7 +30,7 @@ def majority_proba_from_counts(counts: np.ndarray, class_prior: np.ndarray | Non
     k = counts.shape[1]
     prior = np.full(k, 1.0 / k) if class_prior is None else np.asarray(class_prior, float)
     scores = counts + prior[None, :]
-    return scores / scores.sum(axis=1, keepdims=True)
+    return scores / row_reduce(np.add, scores)
 
 
 def majority_vote(L: np.ndarray, cardinality: int, *, class_prior: np.ndarray | None = None,
