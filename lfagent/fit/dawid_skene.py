@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from lfagent.fit.label_matrix import one_hot_votes, unique_rows
-from lfagent.fit.majority import majority_vote_proba
+from lfagent.fit.majority import majority_proba_from_counts
+from lfagent.fit.statistics import row_reduce, vote_matrix, vote_patterns
 
 _FLOOR = 1e-12
 
@@ -57,15 +57,16 @@ def log_joint(S: sp.csr_matrix, class_prior: np.ndarray, confusion: np.ndarray) 
 
 
 def _normalise(log_joint_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    top = log_joint_rows.max(axis=1, keepdims=True)
+    top = row_reduce(np.maximum, log_joint_rows)
     expd = np.exp(log_joint_rows - top)
-    total = expd.sum(axis=1, keepdims=True)
+    total = row_reduce(np.add, expd)
     return expd / total, (np.log(total) + top).ravel()
 
 
-def _initial_posterior(L_unique, k, class_prior, seed):
-    start = majority_vote_proba(L_unique, k, class_prior=class_prior)
-    if np.ptp(start, axis=0).max() > 1e-9:
+def _initial_posterior(S: sp.csr_matrix, k, class_prior, seed):
+    class_counts = np.asarray(S @ np.tile(np.eye(k), (S.shape[1] // k, 1)))  # votes per class, per row
+    start = majority_proba_from_counts(class_counts, class_prior)
+    if max(np.ptp(start[:, c]) for c in range(k)) > 1e-9:  # per column: numpy's axis=0 is slow on n x k
         return start  # informative start: no randomness, so LF order cannot matter
     # every row looks alike: a seeded jitter breaks the symmetry reproducibly
     jitter = np.random.default_rng(seed).uniform(0.0, 1e-3, size=start.shape)
@@ -82,10 +83,10 @@ def fit_dawid_skene(L: np.ndarray, cardinality: int, *, class_prior: np.ndarray 
     vote patterns weighted by their counts, so cost grows with distinct rows, not rows.
     """
     k, n_lfs = cardinality, L.shape[1]
-    L_unique, _, counts = unique_rows(L)
-    S = one_hot_votes(L_unique, k)
+    L_unique, _, counts = vote_patterns(L)
+    S = vote_matrix(L_unique, k)
     base = _smoothing_base(S, counts, n_lfs, k)
-    Q = _initial_posterior(L_unique, k, class_prior, seed)
+    Q = _initial_posterior(S, k, class_prior, seed)
     previous, converged, iteration = -np.inf, False, 0
     for iteration in range(1, max_iter + 1):
         confusion, class_mass = _m_step(S, Q * counts[:, None], base, smoothing, k)
@@ -101,10 +102,9 @@ def fit_dawid_skene(L: np.ndarray, cardinality: int, *, class_prior: np.ndarray 
 
 
 def dawid_skene_proba(L: np.ndarray, fit: DawidSkeneFit) -> np.ndarray:
-    """n x k posterior P(Y | L_i) for checked `L`; computed once per distinct row."""
+    """n x k posterior P(Y | L_i) for checked `L` (per row: a sparse product costs less than deduplicating)."""
     k = fit.class_prior.shape[0]
     if L.shape[0] == 0:
         return np.zeros((0, k))
-    L_unique, inverse, _ = unique_rows(L)
-    posterior, _ = _normalise(log_joint(one_hot_votes(L_unique, k), fit.class_prior, fit.confusion))
-    return posterior[inverse]
+    posterior, _ = _normalise(log_joint(vote_matrix(L, k), fit.class_prior, fit.confusion))
+    return posterior

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
+from lfagent.fit.statistics import vote_matrix
 from lfagent.errors import InputError
 
 ABSTAIN = -1
@@ -78,31 +78,7 @@ def check_class_prior(prior, cardinality: int, *, name: str = "class_balance") -
 
 def vote_counts(L: np.ndarray, cardinality: int, weights: np.ndarray | None = None) -> np.ndarray:
     """n x k (weighted) count of votes per class."""
-    counts = np.zeros((L.shape[0], cardinality))
     lf_weights = np.ones(L.shape[1]) if weights is None else np.asarray(weights, dtype=float)
-    for c in range(cardinality):
-        counts[:, c] = (L == c) @ lf_weights
-    return counts
-
-
-def one_hot_votes(L: np.ndarray, cardinality: int) -> sp.csr_matrix:
-    """Sparse n x (m*k) indicator: column j*k + c is 1 where LF j voted c (abstains leave no entry)."""
-    n, m = L.shape
-    rows, lfs = np.nonzero(L >= 0)
-    cols = lfs * cardinality + L[rows, lfs]
-    data = np.ones(rows.shape[0])
-    return sp.csr_matrix((data, (rows, cols)), shape=(n, m * cardinality))
-
-
-def unique_rows(L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct rows of `L`, the index of each row's distinct row, and each distinct row's count.
-
-    Label matrices repeat a few vote patterns many times; fitting on the distinct patterns with counts
-    as weights gives the same estimates far faster.
-    """
-    if L.shape[0] == 0:
-        return L, np.zeros(0, dtype=np.int64), np.zeros(0)
-    compact = np.ascontiguousarray((L + 1).astype(np.int8 if L.max() < 126 else np.int32))
-    keys = compact.view(np.dtype((np.void, compact.dtype.itemsize * compact.shape[1]))).ravel()
-    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
-    return L[first], inverse.ravel(), counts.astype(float)
+    # row (j*k + c) of the one-hot's weight matrix carries LF j's weight into column c
+    per_code = (lf_weights[:, None, None] * np.eye(cardinality)[None]).reshape(-1, cardinality)
+    return np.asarray(vote_matrix(L, cardinality) @ per_code)

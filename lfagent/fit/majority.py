@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from lfagent.fit.label_matrix import vote_counts
+from lfagent.fit.statistics import row_reduce
 
 
 def majority_vote_proba(L: np.ndarray, cardinality: int, *, class_prior: np.ndarray | None = None,
@@ -17,13 +18,19 @@ def majority_vote_proba(L: np.ndarray, cardinality: int, *, class_prior: np.ndar
     array([[0.45, 0.55],
            [0.8 , 0.2 ]])
     """
-    prior = np.full(cardinality, 1.0 / cardinality) if class_prior is None else np.asarray(class_prior, float)
     counts = vote_counts(L, cardinality, weights)
     if weights is not None:
         # scale so one pseudo-vote is worth one average-weight vote
         counts = counts / max(float(np.mean(np.abs(weights))), 1e-12)
+    return majority_proba_from_counts(counts, class_prior)
+
+
+def majority_proba_from_counts(counts: np.ndarray, class_prior: np.ndarray | None = None) -> np.ndarray:
+    """Soft majority vote from the n x k vote counts per class (see `majority_vote_proba`)."""
+    k = counts.shape[1]
+    prior = np.full(k, 1.0 / k) if class_prior is None else np.asarray(class_prior, float)
     scores = counts + prior[None, :]
-    return scores / scores.sum(axis=1, keepdims=True)
+    return scores / row_reduce(np.add, scores)
 
 
 def majority_vote(L: np.ndarray, cardinality: int, *, class_prior: np.ndarray | None = None,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lfagent.fit.label_matrix import one_hot_votes, unique_rows
+from lfagent.fit.statistics import covote_counts, row_reduce, vote_matrix
 
 SNORKEL_EPOCHS = 500
 
@@ -44,10 +44,8 @@ class MetalFit:
 
 
 def overlaps(L: np.ndarray, cardinality: int) -> np.ndarray:
-    """O = S^T S / n for the one-hot vote matrix S (computed on distinct rows, weighted by counts)."""
-    L_unique, _, counts = unique_rows(L)
-    S = one_hot_votes(L_unique, cardinality)
-    return np.asarray((S.T @ S.multiply(counts[:, None])).toarray()) / L.shape[0]
+    """O = S^T S / n for the one-hot vote matrix S, counted over each row's pairs of votes."""
+    return covote_counts(L, cardinality) / L.shape[0]
 
 
 def _off_block_mask(n_lfs: int, k: int) -> np.ndarray:
@@ -125,15 +123,15 @@ def fit_metal(L: np.ndarray, cardinality: int, class_prior: np.ndarray, *, seed:
 
 
 def metal_proba(L: np.ndarray, fit: MetalFit) -> np.ndarray:
-    """n x k P(Y | votes) proportional to prior * prod over cast votes of mu (log-space, per distinct row)."""
+    """n x k P(Y | votes) proportional to prior * prod over cast votes of mu (log-space)."""
     k = fit.class_prior.shape[0]
     if L.shape[0] == 0:
         return np.zeros((0, k))
-    L_unique, inverse, _ = unique_rows(L)
-    scores = np.asarray(one_hot_votes(L_unique, k) @ np.log(fit.mu)) + np.log(fit.class_prior)[None, :]
-    scores -= scores.max(axis=1, keepdims=True)
+    # per row, straight from the votes: a sparse product costs less than finding the distinct rows
+    scores = np.asarray(vote_matrix(L, k) @ np.log(fit.mu)) + np.log(fit.class_prior)[None, :]
+    scores -= row_reduce(np.maximum, scores)
     probs = np.exp(scores)
-    return (probs / probs.sum(axis=1, keepdims=True))[inverse]
+    return probs / row_reduce(np.add, probs)
 
 
 def metal_conditional_probs(fit: MetalFit) -> np.ndarray:
