@@ -42,3 +42,20 @@ class LLMError(LFAgentError):
 
 class BudgetExhausted(LFAgentError):
     """The run's LLM-call or token budget is spent."""
+
+
+class MissingExtra(LFAgentError):
+    """A feature needs an optional part of lfagent that is not installed; the message names the pip command."""
+
+
+def require(module: str, *, extra: str, feature: str):
+    """Import `module`, or raise MissingExtra saying which extra brings it.
+
+    >>> require("ray", extra="ray", feature="generate --engine ray")  # doctest: +SKIP
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtra(f"{feature} needs lfagent's {extra!r} extra: pip install 'lfagent[{extra}]'") from None

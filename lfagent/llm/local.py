@@ -50,7 +50,7 @@ def start_llama_server(model_path: Path, alias: str, settings: LocalServerSettin
     try:
         import xllamacpp
     except ImportError as error:
-        raise LLMError("the local model needs xllamacpp: pip install xllamacpp, or use "
+        raise LLMError("the local model needs lfagent's 'local' extra: pip install 'lfagent[local]', or use "
                        "--llm openai:MODEL with OPENAI_BASE_URL") from error
     params = xllamacpp.CommonParams()
     params.model.path = str(model_path)

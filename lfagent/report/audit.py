@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from lfagent.errors import require
 from lfagent.rundir.read import RunArtifacts, load_run
 from lfagent.report.summary import confidence_margin, record_disagreement
 
@@ -62,6 +63,7 @@ def seed_issue_scores(probs: np.ndarray, y: np.ndarray, *, multi_label: bool) ->
     cleanlab's find_label_issues, or, when it cannot run (too few seeds per class), by the model's
     decision contradicting the label."""
     probs = np.asarray(probs, dtype=float)
+    require("cleanlab", extra="audit", feature="the audit of seed labels")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if multi_label:

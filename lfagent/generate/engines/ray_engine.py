@@ -42,8 +42,9 @@ def start_ray(workers: int, address: str | None = None) -> bool:
         os.environ.setdefault(name, value)
     import logging
 
-    import ray
+    from lfagent.errors import require
 
+    ray = require("ray", extra="ray", feature="generate --engine ray")
     if ray.is_initialized():
         return False
     if address:
