@@ -299,3 +299,21 @@ def test_knowledge_comes_from_the_rows_a_run_never_sees():
 def test_persona_rates_are_checked():
     with pytest.raises(ValueError, match="flip_rate"):
         Persona("broken", flip_rate=1.5)
+
+
+def test_expert_label_all_is_a_system_with_one_call_per_test_record():
+    from evals.datasets import BenchData, Draw, Split
+    from evals.systems import DrawContext, run_system
+
+    words = {0: ["lovely song", "great voice", "best video", "nice tune"], 1: ["check my channel", "free money",
+                                                                           "subscribe now", "visit my site"]}
+    texts = [f"{w} {i}" for i in range(6) for y in (0, 1) for w in words[y]]
+    y = np.array([y for i in range(6) for y in (0, 1) for _ in words[y]])
+    train = Split(ids=[f"train:{i}" for i in range(30)], texts=texts[:30], y=y[:30])
+    test = Split(ids=[f"test:{i}" for i in range(18)], texts=texts[30:], y=y[30:])
+    data = BenchData(name="toy", class_names=["HAM", "SPAM"], train=train, test=test, description="Spam or not.")
+    ctx = DrawContext(data=data, draw=Draw(seed=0, seed_rows=np.arange(10), extra_rows=np.arange(10, 20)), embed=None)
+    out = run_system("expert-label-all", ctx)
+    assert out.llm_calls == 18 and out.test_covered.all() and out.extra["simulated"]["records"] == 18
+    right = (out.test_probs.argmax(1) == test.y)
+    assert right.sum() == 18 - out.extra["simulated"]["flipped"]
