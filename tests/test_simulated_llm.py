@@ -81,7 +81,7 @@ def _labels_prompt(data, texts: list[str]) -> str:
 # ---- the real client path ----------------------------------------------------------------------------
 
 @needs_data
-def test_lfagent_openai_backend_gets_parseable_answers_of_every_kind(sms, monkeypatch):
+def test_lfagent_openai_backend_gets_parseable_answers_of_every_kind(sms):
     from lfagent.llm import ChatMessage, ChatRequest, LLMFailure, make_llm
     from lfagent.propose.llm_code import code_request, parse_code_reply, refine_request
     from lfagent.propose.llm_concepts import concept_request, parse_concepts
@@ -127,7 +127,7 @@ def test_lfagent_openai_backend_gets_parseable_answers_of_every_kind(sms, monkey
 
 
 @needs_data
-def test_records_are_labelled_one_or_several_per_request_through_the_client(sms, monkeypatch):
+def test_records_are_labelled_one_or_several_per_request_through_the_client(sms):
     from evals.systems import parse_class_answer, zeroshot_prompt
     from lfagent.llm import ChatRequest, make_llm
 
@@ -317,3 +317,20 @@ def test_expert_label_all_is_a_system_with_one_call_per_test_record():
     assert out.llm_calls == 18 and out.test_covered.all() and out.extra["simulated"]["records"] == 18
     right = (out.test_probs.argmax(1) == test.y)
     assert right.sum() == 18 - out.extra["simulated"]["flipped"]
+
+
+@needs_data
+def test_the_liar_gets_every_proposal_wrong_by_its_own_count(trec):
+    from lfagent.propose.llm_code import code_request
+    from lfagent.propose.prompting import render
+
+    data, draw, knowledge = trec
+    context = _context(data, draw)
+    server = SimulatedLLMServer(knowledge, LIAR)
+    guideline = server.reply({"messages": [{"role": "user", "content": render("guideline", context)}]})
+    for target in data.class_names:
+        server.reply(_body(code_request(context, target, sample=0), server.model))
+    assert server.stats["proposals"] == server.stats["decoys"] == 1 + data.k
+    # Its guideline gives some class another class's cues.
+    honest = SimulatedLLMServer(knowledge, Persona("honest", decoy_rate=0.0))
+    assert guideline != honest.reply({"messages": [{"role": "user", "content": render("guideline", context)}]})

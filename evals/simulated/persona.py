@@ -67,7 +67,8 @@ class Responder:
         if read.kind == "labels":
             return self._labels(read)
         if read.kind == "guideline":
-            return Answer(self._guideline(request_key), "guideline")
+            text, swapped = self._guideline(request_key)
+            return Answer(text, "guideline", wrong=swapped)
         if read.kind not in ("code", "keywords", "concepts"):
             return Answer("I can write labeling functions, keyword lists, concepts, guidelines, or label "
                           "records; tell me which.", read.kind)
@@ -151,11 +152,12 @@ class Responder:
         return json.dumps({"class": target, "intent": intent[:100], "entities": entities,
                            "topic_phrases": snippets or entities})
 
-    def _guideline(self, request_key: str) -> str:
-        """One cue line per class; a decoy guideline swaps two classes' cues (one wrong proposal)."""
+    def _guideline(self, request_key: str) -> tuple[str, bool]:
+        """(one cue line per class, whether it is a decoy: one that swaps two classes' cues)."""
         k = self.knowledge.k
         order = list(range(k))
-        if k > 1 and unit(self.persona.seed, "decoy", request_key) < self.persona.decoy_rate:
+        swapped = k > 1 and unit(self.persona.seed, "decoy", request_key) < self.persona.decoy_rate
+        if swapped:
             a = int(unit(self.persona.seed, "swap", request_key) * k)
             b = (a + 1 + int(unit(self.persona.seed, "swap2", request_key) * (k - 1))) % k
             order[a], order[b] = order[b], order[a]
@@ -164,7 +166,7 @@ class Responder:
             cues = [p for p in self._sample_cues(order[c], 8, request_key)][:6]
             lines.append(f"- {name}: cues such as {', '.join(repr(p) for p in cues)}")
         lines.append("- When cues of several classes appear, pick the class whose cue is the most specific.")
-        return "\n".join(lines)
+        return "\n".join(lines), swapped
 
     # -- record labels ----------------------------------------------------------------------------
     def label_of(self, text: str) -> tuple[frozenset[int], bool]:
