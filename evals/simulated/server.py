@@ -4,16 +4,23 @@
         run_agent(task, run_dir, llm=server.llm_spec)      # lfagent's openai backend talks to it
     server.stats                                          # requests by kind, decoys, records, flips
 
+Standalone, for trying `lfagent run` or the REPL against it by hand (knowledge of one evals draw)::
+
+    python -m evals.simulated.server --dataset sms --draw 0 --persona expert --port 8765
+    OPENAI_BASE_URL=http://127.0.0.1:8765/v1 OPENAI_API_KEY=x lfagent run task.yaml --llm openai:simulated-expert
+
 Speaks POST /v1/chat/completions and GET /v1/models. Every request is read for what it asks (prompts.py)
 and answered by the persona (persona.py). The server keeps a log of what it answered, so tests and the
 evals can check the rates it was set to.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
 import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -22,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
 from evals.simulated.knowledge import Knowledge
-from evals.simulated.persona import EXPERT, Answer, Persona, Responder
+from evals.simulated.persona import EXPERT, PERSONAS, Answer, Persona, Responder
 from evals.simulated.prompts import read_request
 
 
@@ -183,3 +190,37 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(500, f"simulated LLM failed: {type(exc).__name__}: {exc}", "server_error")
             return
         self._send_json(200, completion_body(text, body, model))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from evals.datasets import DEFAULT_DATA_DIR, load_dataset, make_draw
+    from evals.simulated.knowledge import knowledge_for_draw
+
+    parser = argparse.ArgumentParser(prog="python -m evals.simulated.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, help="youtube, sms, trec or goemotions")
+    parser.add_argument("--draw", type=int, default=0, help="evals draw whose unseen rows give the knowledge")
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--extra-unlabeled", type=int, default=2000)
+    parser.add_argument("--persona", choices=sorted(PERSONAS), default="expert")
+    parser.add_argument("--decoy-rate", type=float, default=None)
+    parser.add_argument("--flip-rate", type=float, default=None)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    args = parser.parse_args(argv)
+    data = load_dataset(args.dataset, args.data_dir)
+    draw = make_draw(data, n_seeds=args.seeds, extra_unlabeled=args.extra_unlabeled, seed=args.draw)
+    base = PERSONAS[args.persona]
+    persona = Persona(base.name, decoy_rate=base.decoy_rate if args.decoy_rate is None else args.decoy_rate,
+                      flip_rate=base.flip_rate if args.flip_rate is None else args.flip_rate)
+    server = SimulatedLLMServer(knowledge_for_draw(data, draw), persona, port=args.port).start()
+    print(f"listening {server.base_url} (model {server.model})", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+        print(json.dumps(server.stats), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
