@@ -57,6 +57,7 @@ class BenchData:
     positive_class: int | None = None   # binary tasks scored by F1 of this class (sms: spam)
     description: str = ""
     class_descriptions: dict[str, str] = field(default_factory=dict)
+    folder: Path | None = None   # where it was read from (evals/simulated reads the valid split there)
 
     @property
     def k(self) -> int:
@@ -122,7 +123,7 @@ def load_wrench(folder: str | Path, name: str | None = None) -> BenchData:
         test.texts = strip_trec_labels(test.texts)
     return BenchData(name=name, class_names=class_names, train=_read_wrench_split(folder / "train.json", "train"),
                      test=test, positive_class=positive,
-                     description=description, class_descriptions=class_descriptions)
+                     description=description, class_descriptions=class_descriptions, folder=folder)
 
 
 def _read_goemotions(path: Path, all_names: list[str]) -> list[tuple[str, str, set[str]]]:
@@ -156,7 +157,7 @@ def load_goemotions(folder: str | Path, *, n_classes: int = GOEMOTIONS_CLASSES, 
         splits.append(Split(ids=[f"{prefix}:{keep[i][0]}" for i in chosen], texts=[keep[i][1] for i in chosen], y=y))
     description, _ = DESCRIPTIONS["goemotions"]
     return BenchData(name="goemotions", class_names=classes, train=splits[0], test=splits[1], multi_label=True,
-                     description=description)
+                     description=description, folder=folder)
 
 
 def load_dataset(name: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> BenchData:

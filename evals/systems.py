@@ -5,6 +5,8 @@
 - lr-seeds            logistic regression on MiniLM embeddings of the seeds (C=10, balanced: a tuned baseline)
 - lr-seeds-default    the same with sklearn's defaults (C=1, no class weights)
 - zeroshot            the LLM labels each test record from a short prompt listing the classes
+- lfagent-expert / lfagent-liar / expert-label-all
+                      simulated LLMs behind a real OpenAI-compatible server (see evals/simulated/systems.py)
 - wrench-mv / wrench-lfagent-lm / wrench-snorkel
                       the WRENCH human LFs (weak_labels) through majority vote, lfagent.LabelModel and
                       Snorkel 0.10's LabelModel; fit on all train rows, no seeds used
@@ -55,8 +57,12 @@ def applicable(system: str, data: BenchData) -> bool:
 
 def run_system(system: str, ctx: DrawContext) -> SystemOutput:
     """Run one system on one draw and time it."""
+    from evals.simulated.systems import SIMULATED_SYSTEMS, run_simulated
+
     started = time.perf_counter()
-    if system.startswith("lfagent-"):
+    if system in SIMULATED_SYSTEMS:  # simulated LLMs behind a loopback server (evals/simulated/)
+        out = run_simulated(system, ctx)
+    elif system.startswith("lfagent-"):
         out = run_lfagent(ctx, system.removeprefix("lfagent-"))
     elif system == "lr-seeds":
         out = run_lr_seeds(ctx)

@@ -1,0 +1,32 @@
+"""The simulated-LLM systems of `python -m evals`; each starts its own server for the draw and stops it after.
+
+- lfagent-expert    lfagent run with `--llm openai:simulated-expert`, its openai backend pointed at the server
+- lfagent-liar      the same with the liar (every proposal and every record label wrong)
+- expert-label-all  the expert labels every test record, one call per record (autolabel's way): the
+                    reference a user with a strong model would weigh lfagent against, with its calls
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from evals.metrics import SystemOutput
+from evals.simulated.knowledge import knowledge_for_draw
+from evals.simulated.persona import PERSONAS
+from evals.simulated.server import SimulatedLLMServer
+
+SIMULATED_SYSTEMS = {"lfagent-expert": "expert", "lfagent-liar": "liar", "expert-label-all": "expert"}
+
+
+def run_simulated(system: str, ctx) -> SystemOutput:
+    from evals.systems import run_lfagent, run_zeroshot
+
+    persona = PERSONAS[SIMULATED_SYSTEMS[system]]
+    with SimulatedLLMServer(knowledge_for_draw(ctx.data, ctx.draw), persona) as server, server.environment():
+        if system == "expert-label-all":
+            # The zero-shot prompt, one record per call, every test record; no cache shared across draws.
+            out = run_zeroshot(dataclasses.replace(ctx, llm=server.llm_spec, llm_cache=None, zeroshot_limit=None))
+        else:
+            out = run_lfagent(ctx, server.llm_spec)
+        stats = server.stats
+    out.extra = {**out.extra, "simulated": stats}
+    return out
