@@ -59,7 +59,9 @@ class Session:
 
         why = embeddings_missing() if wanted else None
         if why:
-            self.say(f"running without embeddings: {why}")
+            import warnings
+
+            warnings.warn(f"running without embeddings: {why}", stacklevel=3)
         return why is not None
 
     # -- data

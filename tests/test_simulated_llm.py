@@ -166,7 +166,7 @@ def test_bad_requests_get_openai_style_errors():
 
 @needs_data
 def test_liar_keyword_and_code_lfs_vote_the_wrong_class_on_seeds(sms):
-    from lfagent.apply import keyword_regex
+    from lfagent.sandbox.apply import keyword_regex
     from lfagent.propose.llm_code import code_request, parse_code_reply
     from lfagent.propose.llm_keywords import keyword_request, parse_keyword_reply
 

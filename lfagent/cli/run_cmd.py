@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from lfagent.errors import InputError
@@ -44,6 +45,13 @@ def main(args: argparse.Namespace) -> int:
             if getattr(args, key, None) in (None, parser_defaults().get(key)):
                 setattr(args, key, value)
 
+    if not args.no_embeddings:
+        from lfagent.data.embed import embeddings_missing
+
+        why = embeddings_missing()
+        if why:  # a core install: the run goes on without them
+            print(f"lfagent run: running without embeddings: {why}", file=sys.stderr)
+            args.no_embeddings = True
     summary = run_agent(task_path, run_dir, llm=args.llm, rounds=args.rounds, max_llm_calls=args.max_llm_calls,
                         max_tokens=args.max_tokens, seed=args.seed, folds=args.folds,
                         prices=(args.price_prompt, args.price_completion),

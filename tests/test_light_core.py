@@ -1,0 +1,76 @@
+"""A core install: the CLI starts without heavy imports, and what needs an extra says which pip command
+brings it. The fresh-venv test installs the core alone and runs a task end to end."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SHARED_DATA
+
+HEAVY = ("numpy", "scipy", "torch", "sentence_transformers", "ray", "xllamacpp", "sklearn", "pyarrow", "pandas")
+
+
+def test_the_cli_starts_without_importing_anything_heavy():
+    code = ("import sys, lfagent.cli; lfagent.cli.build_parser(); "
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_missing_extra_is_one_line_naming_the_pip_command(monkeypatch):
+    from lfagent.errors import MissingExtra, require
+
+    with pytest.raises(MissingExtra, match=r"pip install 'lfagent\[ray\]'"):
+        require("a_module_that_is_not_installed", extra="ray", feature="generate --engine ray")
+
+
+@pytest.mark.slow
+def test_core_install_in_a_fresh_venv_runs_a_task(tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], capture_output=True, text=True,
+                         timeout=1200)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    check = subprocess.run([str(python), "-c", f"import importlib.util as u; print([m for m in {HEAVY[2:6]!r} "
+                            "if u.find_spec(m)])"], capture_output=True, text=True, timeout=60)
+    assert check.stdout.strip() == "[]", "the core install pulled an extra: " + check.stdout
+    task = write_task(tmp_path / "task")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["LFAGENT_CACHE"] = str(tmp_path / "cache")
+    lfagent = env_dir / "bin" / "lfagent"
+    run = subprocess.run([str(lfagent), "run", str(task), "--out", str(tmp_path / "run"), "--llm", "none"],
+                         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    said = run.stdout + run.stderr
+    assert said.count("running without embeddings") == 1 and "pip install 'lfagent[embed]'" in said
+    silver = [json.loads(line) for line in (tmp_path / "run" / "silver.jsonl").read_text().splitlines()]
+    assert len(silver) == 300 and {r["label"] for r in silver} <= {"ham", "spam"}
+    ray = subprocess.run([str(lfagent), "generate", str(tmp_path / "run"), "--input", str(task.parent / "unlabeled.jsonl"),
+                          "--out", str(tmp_path / "gen.jsonl"), "--engine", "ray"],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert ray.returncode == 2 and "pip install 'lfagent[ray]'" in ray.stderr and "Traceback" not in ray.stderr
+
+
+def write_task(folder: Path) -> Path:
+    """100 seeds and 300 unlabeled texts from the SMS Spam Collection's train split, as a user's CSVs."""
+    import csv
+
+    with (SHARED_DATA / "sms-spam-collection" / "train.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:400]
+    folder.mkdir(parents=True)
+    with (folder / "seeds.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["label", "text"])
+        writer.writerows([r["v1"], r["v2"]] for r in rows[:100])
+    (folder / "unlabeled.jsonl").write_text("".join(json.dumps({"text": r["v2"]}) + "\n" for r in rows[100:]))
+    (folder / "task.yaml").write_text("name: sms\nclasses: [ham, spam]\nseeds: seeds.csv\n"
+                                      "unlabeled: unlabeled.jsonl\n")
+    return folder / "task.yaml"
