@@ -46,6 +46,7 @@ class RunModel(BaseModel):
     prior: list[float]
     lf_set_hash: str
     uses_embeddings: bool
+    embedder: str = "minilm"  # lfagent.data.embedders name; runs written before it existed used MiniLM
 
     def task_spec(self) -> TaskSpec:
         spec = TaskSpec.model_validate({k: v for k, v in self.task.items() if k != "base_dir"})

@@ -51,10 +51,19 @@ def _load():
 
 
 class Embedder:
-    """Encode texts; `cache_path` (sqlite) remembers vectors across runs and processes."""
+    """Encode texts; `cache_path` (sqlite) remembers vectors across runs and processes.
 
-    def __init__(self, cache_path: str | Path | None = None, batch_size: int = 64):
+    `embedder` names the encoder (lfagent.data.embedders; default $LFAGENT_EMBEDDER or minilm).
+    """
+
+    def __init__(self, cache_path: str | Path | None = None, batch_size: int = 64, *, embedder: str | None = None):
+        from lfagent.data.embedders import DEFAULT_EMBEDDER, embedder_name
+
         self.batch_size = batch_size
+        self.name = embedder_name(embedder)
+        # MiniLM keeps the plain text-hash keys so existing caches stay valid; other encoders prefix theirs.
+        self._key_prefix = "" if self.name == DEFAULT_EMBEDDER else self.name + ":"
+        self._encoder = None
         self._db = None
         if cache_path is not None:
             Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
@@ -62,9 +71,21 @@ class Embedder:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
 
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from lfagent.data.embedders import get_embedder
+
+            self._encoder = get_embedder(self.name)
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        return DIM if not self._key_prefix else self.encoder.dim
+
     def encode(self, texts: list[str], progress=None) -> np.ndarray:
-        out = np.zeros((len(texts), DIM), dtype=np.float32)
-        keys = [hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        keys = [hashlib.sha1((self._key_prefix + t).encode("utf-8", "replace")).hexdigest() for t in texts]
         todo = self._fill_from_cache(keys, out)
         if todo:
             unique = list(dict.fromkeys(texts[i] for i in todo))
@@ -93,6 +114,11 @@ class Embedder:
         return todo
 
     def _encode_fresh(self, texts: list[str], progress) -> np.ndarray:
+        if self._key_prefix:
+            vectors = self.encoder.encode(texts)
+            if progress is not None:
+                progress(len(texts), len(texts))
+            return vectors
         model = _load()
         chunks = []
         for start in range(0, len(texts), 512):

@@ -15,7 +15,7 @@ from lfagent.task import TaskSpec
 
 
 def write_run_outputs(run_dir: Path, task: TaskSpec, run_id: str, seeds: Records, unlabeled: Records,
-                      result: PipelineResult, *, uses_embeddings: bool) -> None:
+                      result: PipelineResult, *, uses_embeddings: bool, embedder: str | None = None) -> None:
     run_dir = Path(run_dir)
     final = result.final
     names = task.class_names
@@ -25,7 +25,8 @@ def write_run_outputs(run_dir: Path, task: TaskSpec, run_id: str, seeds: Records
         calibrator=result.calibrator, fallback=fallback_state(final.fallback, task.multi_label),
         prior=[float(p) for p in final.prior], lf_set_hash=lf_set_hash(final.lfs),
         uses_embeddings=uses_embeddings and (final.fallback is not None
-                                             or any(lf.kind == "embedding" for lf in final.lfs)))
+                                             or any(lf.kind == "embedding" for lf in final.lfs)),
+        embedder=embedder or "minilm")
     save_model(run_dir, model)
     write_jsonl_atomic(run_dir / "silver.jsonl",
                        (silver_row(rid, p, c, names, task.multi_label, result.calibrator.thresholds)

@@ -58,8 +58,10 @@ class Session:
         if self._embed:
             from lfagent.embed import Embedder
 
-            self.say(f"embedding {len(self.seeds) + len(self.unlabeled)} records with all-MiniLM-L6-v2")
-            embedder = Embedder(default_cache_dir() / "embeddings.sqlite")
+            # A resumed run keeps the encoder it started with: its LFs' prototypes live in that space.
+            embedder = Embedder(default_cache_dir() / "embeddings.sqlite", embedder=self.store.get_meta("embedder"))
+            self.store.set_meta("embedder", embedder.name)
+            self.say(f"embedding {len(self.seeds) + len(self.unlabeled)} records with {embedder.name}")
             seed_emb = embedder.encode(self.seeds.texts)
             unl_emb = embedder.encode(self.unlabeled.texts)
             self.embedder, embed = embedder, embedder.encode
@@ -364,7 +366,7 @@ class Session:
 
         result = self._fitted()
         write_run_outputs(self.run_dir, self.task, self.store.run_id, self.seeds, self.unlabeled, result,
-                          uses_embeddings=self._embed)
+                          uses_embeddings=self._embed, embedder=self.embedder.name if self._embed else None)
         return self.run_dir / "silver.jsonl"
 
     def export(self, path: str | Path) -> Path:

@@ -33,8 +33,9 @@ class LabelJob:
         if self.key not in _cache:
             from lfagent.artifacts import RunModel
 
-            predictor = predictor_from_run(RunModel.model_validate_json(self.model_json))
-            _cache[self.key] = (predictor, _embedder() if predictor.needs_embeddings else None)
+            run = RunModel.model_validate_json(self.model_json)
+            predictor = predictor_from_run(run)
+            _cache[self.key] = (predictor, _embedder(run.embedder) if predictor.needs_embeddings else None)
         return _cache[self.key]
 
     def label(self, batch: Batch, *, pool=None, code_votes: np.ndarray | None = None) -> pa.Table:
@@ -43,7 +44,7 @@ class LabelJob:
         return label_batch(predictor, batch, votes=self.votes, pool=pool, embed=embed, code_votes=code_votes)
 
 
-def _embedder():
+def _embedder(name: str):
     from lfagent.embed import Embedder
 
-    return Embedder(cache_path=None)
+    return Embedder(cache_path=None, embedder=name)  # the run's encoder, whatever $LFAGENT_EMBEDDER says
