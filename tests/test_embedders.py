@@ -189,3 +189,28 @@ def test_distilled_minilm_keeps_meaning(monkeypatch):
     a, b, c = enc.encode(["win a free prize, call now", "you have won a cash prize! text back",
                           "what is the capital of france?"])
     assert enc.dim == 256 and float(a @ b) > float(a @ c) + 0.1
+
+
+def test_seed_separability_sees_class_structure_and_its_absence():
+    from lfagent.data.embedders import seed_separability
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    centres = rng.normal(size=(3, 16))
+    clear = centres[y] + 0.1 * rng.normal(size=(90, 16))
+    assert seed_separability(clear, y) > 0.95
+    noise = rng.normal(size=(90, 16))
+    assert seed_separability(noise, y) < 0.6  # chance is 1/3
+    rare = np.array([0] * 40 + [1] * 2)  # a class with two seeds still gets a two-fold estimate
+    assert 0.0 <= seed_separability(rng.normal(size=(42, 4)), rare) <= 1.0
+    with pytest.raises(ValueError, match="90 vectors but 89 labels"):
+        seed_separability(clear, y[:-1])
+
+
+def test_choose_embedder_prefers_the_fast_one_within_tolerance():
+    from lfagent.data.embedders import choose_embedder
+
+    fast = "minilm-static-256"
+    assert choose_embedder({"minilm": 0.80, fast: 0.78}, preferred=fast) == fast
+    assert choose_embedder({"minilm": 0.80, fast: 0.76}, preferred=fast) == "minilm"
+    assert choose_embedder({"minilm": 0.80, fast: 0.76}, preferred=fast, tolerance=0.05) == fast

@@ -212,3 +212,33 @@ def _model2vec():
 def _default_cache_dir() -> Path:
     # Same rule as lfagent.session.default_cache_dir, without importing the session (and its deps) here.
     return Path(os.environ.get("LFAGENT_CACHE", Path.home() / ".cache" / "lfagent"))
+
+
+def seed_separability(vectors: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 0) -> float:
+    """Balanced accuracy of logistic regression on `vectors`, cross-validated over the seeds (single-label).
+
+    How well an encoder's space separates the task's classes, from the seeds alone: the figure
+    `choose_embedder` compares. C=10 with balanced class weights, as evals' lr-seeds (unit vectors
+    underfit at sklearn's default C=1).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    y = np.asarray(y, dtype=int)
+    if len(vectors) != len(y):
+        raise ValueError(f"seed_separability: {len(vectors)} vectors but {len(y)} labels")
+    smallest = int(np.bincount(y)[np.unique(y)].min())
+    splits = StratifiedKFold(n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=seed)
+    model = LogisticRegression(C=10.0, class_weight="balanced", max_iter=1000)
+    return float(balanced_accuracy_score(y, cross_val_predict(model, vectors, y, cv=splits)))
+
+
+def choose_embedder(scores: dict[str, float], *, preferred: str, reference: str = DEFAULT_EMBEDDER,
+                    tolerance: float = 0.03) -> str:
+    """`preferred` (the fast encoder) unless its seed score trails `reference`'s by more than `tolerance`.
+
+    >>> choose_embedder({"minilm": 0.70, "minilm-static-256": 0.45}, preferred="minilm-static-256")
+    'minilm'
+    """
+    return preferred if scores[preferred] >= scores[reference] - tolerance else reference
