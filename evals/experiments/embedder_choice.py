@@ -1,13 +1,14 @@
 """Could a run pick its encoder from the seeds? lfagent.data.embedders.choose_embedder against the silver
 scores each encoder actually gave.
 
-    python -m evals.experiments.embedder_choice [--fast minilm-static-256] [--tolerance 0.03]
+    python -m evals.experiments.embedder_choice [--fast minilm-static-256] [--tolerance 0.03] [--folder DIR]
 
 For every dataset and draw in both results files (evals/results/embedders/minilm and .../FAST, same
 command, only LFAGENT_EMBEDDER differing), the seeds of that draw are embedded both ways and scored by
 seed_separability (cross-validated on the 100 seeds only: what a run could compute); choose_embedder
 picks one, and the row shows the lfagent-none silver score each encoder got on that draw. The
-summary compares always-MiniLM, always-fast and the choice. Writes evals/results/embedders/choice-FAST.md.
+summary compares always-MiniLM, always-fast and the choice. Writes DIR/choice-FAST.md (DIR defaults to
+evals/results/embedders; heldout-draws/ holds draws the tolerance was not set on).
 """
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", default="minilm-static-256")
     parser.add_argument("--tolerance", type=float, default=0.03)
+    parser.add_argument("--folder", type=Path, default=RESULTS)
     args = parser.parse_args()
-    slow_scores, fast_scores = silver_scores(RESULTS / DEFAULT_EMBEDDER), silver_scores(RESULTS / args.fast)
+    slow_scores = silver_scores(args.folder / DEFAULT_EMBEDDER)
+    fast_scores = silver_scores(args.folder / args.fast)
     from lfagent.embed import Embedder
     from lfagent.session import default_cache_dir
 
@@ -66,7 +69,7 @@ def main() -> None:
             f"silver {DEFAULT_EMBEDDER} | silver {args.fast} |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows)
             + f"\n\n| dataset | silver always {DEFAULT_EMBEDDER} | silver always {args.fast} | silver as chosen | "
             f"draws on {args.fast} |\n|---|---|---|---|---|\n" + "\n".join(summary) + "\n")
-    out = RESULTS / f"choice-{args.fast}.md"
+    out = args.folder / f"choice-{args.fast}.md"
     out.write_text(text)
     print("\n" + text + f"\nwrote {out}")
 
