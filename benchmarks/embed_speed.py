@@ -8,7 +8,9 @@ reasonable time). Each configuration runs in its own process, so the columns are
   load s      import + load (and, for a static encoder whose cache folder is missing, distilling it)
   records/s   texts encoded per second, best of --repeat runs (the machine is shared: the best run is
               the one least slowed by other jobs)
-  peak RSS    the child process's maximum resident set size (ru_maxrss), load and encoding included
+  peak RSS    the child process's maximum resident set size (ru_maxrss), load and encoding included;
+              every child imports torch (to set its threads), so static rows carry the ~200 MB of
+              importing torch that they would not need: the generate section shows what a run holds
   other CPU   cores used by processes outside the child during its best run (load on the machine)
 With --generate N: the end-to-end figure that matters, `lfagent generate` with a default run (embeddings
 on: the youtube-spam example run with `--llm none`, whose embedding LFs and embedding expert need every
@@ -208,6 +210,8 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/lfagent-embed-bench")
     parser.add_argument("--distill", action="store_true",
                         help="also time distilling minilm-static-256 from scratch (a fresh cache folder)")
+    parser.add_argument("--no-encode", action="store_true", help="skip the encoder rows (only --generate/--distill)")
+    parser.add_argument("--results", default=str(RESULTS), help="where the Markdown goes")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -216,7 +220,7 @@ def main() -> None:
     only = set(args.only.split(",")) if args.only else None
     rows = []
     for name, label, settings in CONFIGS:
-        if only and name not in only:
+        if args.no_encode or (only and name not in only):
             continue
         n = args.static_n if name.startswith("minilm-static") else args.n
         r = measure(name, settings, n, args.repeat)
@@ -224,7 +228,7 @@ def main() -> None:
                     f"| {r['rss_mb']:,.0f} MB | {r['others']:.2f} |")
         print(rows[-1], flush=True)
     table = "\n".join(["| embedder | how | dim | texts | load s | records/s | peak RSS | other CPU |",
-                       "|---|---|---|---|---|---|---|---|", *rows])
+                       "|---|---|---|---|---|---|---|---|", *rows]) if rows else "(encoder rows skipped)"
     command = "python benchmarks/embed_speed.py " + shlex.join(sys.argv[1:])
     text = (f"# Embedder encoding speed\n\n`{command}` on {os.cpu_count()} cores, "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average before: "
@@ -256,9 +260,10 @@ def main() -> None:
                  f"Parquet output.\n\n{gen}\n")
         print("\n" + gen)
     if not only:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text)
-        print(f"\nwrote {RESULTS}")
+        results = Path(args.results)
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(text)
+        print(f"\nwrote {results}")
 
 
 if __name__ == "__main__":
