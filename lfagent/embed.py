@@ -61,8 +61,7 @@ class Embedder:
 
         self.batch_size = batch_size
         self.name = embedder_name(embedder)
-        # MiniLM keeps the plain text-hash keys so existing caches stay valid; other encoders prefix theirs.
-        self._key_prefix = "" if self.name == DEFAULT_EMBEDDER else self.name + ":"
+        self._static = self.name != DEFAULT_EMBEDDER
         self._encoder = None
         self._db = None
         if cache_path is not None:
@@ -81,11 +80,17 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return DIM if not self._key_prefix else self.encoder.dim
+        return self.encoder.dim if self._static else DIM
+
+    def _key_prefix(self) -> str:
+        # MiniLM keeps the plain text-hash keys so existing caches stay valid; other encoders prefix theirs
+        # with their name and fingerprint, so a rebuilt model never reads the old one's vectors.
+        return f"{self.name}@{self.encoder.fingerprint}:" if self._static else ""
 
     def encode(self, texts: list[str], progress=None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        keys = [hashlib.sha1((self._key_prefix + t).encode("utf-8", "replace")).hexdigest() for t in texts]
+        prefix = self._key_prefix()
+        keys = [hashlib.sha1((prefix + t).encode("utf-8", "replace")).hexdigest() for t in texts]
         todo = self._fill_from_cache(keys, out)
         if todo:
             unique = list(dict.fromkeys(texts[i] for i in todo))
@@ -114,7 +119,7 @@ class Embedder:
         return todo
 
     def _encode_fresh(self, texts: list[str], progress) -> np.ndarray:
-        if self._key_prefix:
+        if self._static:
             vectors = self.encoder.encode(texts)
             if progress is not None:
                 progress(len(texts), len(texts))
