@@ -70,8 +70,10 @@ class Session:
         if self.uses_embeddings:
             from lfagent.data.embed import Embedder, default_cache_dir
 
-            self.say(f"embedding {len(self.seeds) + len(self.unlabeled)} records with all-MiniLM-L6-v2")
-            embedder = Embedder(default_cache_dir() / "embeddings.sqlite")
+            # A resumed run keeps the encoder it started with: its LFs' prototypes live in that space.
+            embedder = Embedder(default_cache_dir() / "embeddings.sqlite", embedder=self.store.get_meta("embedder"))
+            self.store.set_meta("embedder", embedder.name)
+            self.say(f"embedding {len(self.seeds) + len(self.unlabeled)} records with {embedder.name}")
             seed_emb = embedder.encode(self.seeds.texts)
             unl_emb = embedder.encode(self.unlabeled.texts)
             self.embedder, embed = embedder, embedder.encode
@@ -81,7 +83,7 @@ class Session:
                       seed_texts=self.seeds.texts, seed_y=self.seeds.y, unl_texts=self.unlabeled.texts,
                       seed_emb=seed_emb, unl_emb=unl_emb, seed_rows=self.seeds.rows, unl_rows=self.unlabeled.rows,
                       class_emb=class_emb, embed=embed, text_field=self.task.text_field,
-                      embedder_name="all-MiniLM-L6-v2" if self.uses_embeddings else None)
+                      embedder_name=self.embedder.name if self.uses_embeddings else None)
 
     def _pool_for(self, lfs: list[LabelingFunction]):
         from lfagent.sandbox.apply import is_trusted

@@ -71,12 +71,19 @@ def default_cache_dir() -> Path:
 class Embedder:
     """Encode texts; `cache_path` (sqlite) remembers vectors across runs and processes.
 
-    With `store=False` the cache is only read (and not created when missing): `generate` reuses what a
-    run encoded without growing the cache by a whole corpus.
+    `embedder` names the encoder (lfagent.data.embedders; default $LFAGENT_EMBEDDER or minilm). With
+    `store=False` the cache is only read (and not created when missing): `generate` reuses what a run
+    encoded without growing the cache by a whole corpus.
     """
 
-    def __init__(self, cache_path: str | Path | None = None, batch_size: int = 64, *, store: bool = True):
+    def __init__(self, cache_path: str | Path | None = None, batch_size: int = 64, *, store: bool = True,
+                 embedder: str | None = None):
+        from lfagent.data.embedders import DEFAULT_EMBEDDER, embedder_name
+
         self.batch_size = batch_size
+        self.name = embedder_name(embedder)
+        self._static = self.name != DEFAULT_EMBEDDER
+        self._encoder = None
         self._db = None
         self._store_new = store
         if cache_path is None:
@@ -94,9 +101,27 @@ class Embedder:
             except sqlite3.Error:  # not a cache we can read: encode everything
                 self._db = None
 
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from lfagent.data.embedders import get_embedder
+
+            self._encoder = get_embedder(self.name)
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim if self._static else DIM
+
+    def _key_prefix(self) -> str:
+        # MiniLM keeps the plain text-hash keys so existing caches stay valid; other encoders prefix theirs
+        # with their name and fingerprint, so a rebuilt model never reads the old one's vectors.
+        return f"{self.name}@{self.encoder.fingerprint}:" if self._static else ""
+
     def encode(self, texts: list[str], progress=None) -> np.ndarray:
-        out = np.zeros((len(texts), DIM), dtype=np.float32)
-        keys = [hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        prefix = self._key_prefix()
+        keys = [hashlib.sha1((prefix + t).encode("utf-8", "replace")).hexdigest() for t in texts]
         todo = self._fill_from_cache(keys, out)
         if todo:
             unique = list(dict.fromkeys(texts[i] for i in todo))
@@ -125,6 +150,11 @@ class Embedder:
         return todo
 
     def _encode_fresh(self, texts: list[str], progress) -> np.ndarray:
+        if self._static:
+            vectors = self.encoder.encode(texts)
+            if progress is not None:
+                progress(len(texts), len(texts))
+            return vectors
         model = _load()
         chunks = []
         for start in range(0, len(texts), 512):

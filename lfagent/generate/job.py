@@ -36,7 +36,7 @@ class LabelJob:
         if self.key not in _cache:
             model = RunModel.model_validate_json(self.model_json)
             needed = model.uses_embeddings and model.labeler.needs_embeddings
-            embedder = _embedder(self.embed_cache) if needed else None
+            embedder = _embedder(self.embed_cache, model.labeler.embedder) if needed else None
             _cache[self.key] = (model, embedder)
         return _cache[self.key]
 
@@ -46,10 +46,10 @@ class LabelJob:
         return label_batch(model, batch, votes=self.votes, pool=pool, embed=embed, code_votes=code_votes)
 
 
-def _embedder(cache: str | None):
+def _embedder(cache: str | None, name: str | None):
     """The run's embedder. Vectors the run cached are read, not recomputed: the encoder's output moves in
     the 7th decimal with the batch a text is encoded in, and reading them back keeps generate over the
     run's own records identical to its silver.jsonl. New texts are encoded and not added to the cache."""
     from lfagent.data.embed import Embedder
 
-    return Embedder(cache, store=False)
+    return Embedder(cache, store=False, embedder=name or "minilm")  # the run's, whatever $LFAGENT_EMBEDDER says

@@ -41,7 +41,7 @@ def kept_lf_votes(run: RunArtifacts, *, embeddings: bool = True, sandbox: bool =
     skipped: dict[str, str] = {}
     emb = None
     if any(lf.kind == "embedding" for lf in lfs):
-        emb, why = _embeddings(texts) if embeddings else (None, "embeddings turned off")
+        emb, why = _embeddings(texts, run.model.labeler.embedder) if embeddings else (None, "embeddings turned off")
         for lf in lfs:
             if lf.kind == "embedding" and (emb is None or len(lf.prototypes[0]) != emb.shape[1]):
                 skipped[lf.name] = why if emb is None else (f"prototypes have {len(lf.prototypes[0])} dimensions, "
@@ -76,12 +76,12 @@ def _in_silver_order(run: RunArtifacts, records):
             [records.ids[i] for i in order])
 
 
-def _embeddings(texts: list[str]):
+def _embeddings(texts: list[str], name: str):
     try:
         from lfagent.data.embed import Embedder
         from lfagent.data.embed import default_cache_dir
 
-        embedder = Embedder(default_cache_dir() / "embeddings.sqlite")
+        embedder = Embedder(default_cache_dir() / "embeddings.sqlite", embedder=name)  # the run's encoder
         try:
             return embedder.encode(texts), ""
         finally:

@@ -47,7 +47,7 @@ class RunModel(BaseModel):
                 "label_model": data.get("label_model"), "prior": data.get("prior", []),
                 "expert": data.get("fallback") if data.get("uses_embeddings") else None,
                 "calibrator": data.get("calibrator"), "text_field": task.get("text_field", "text"),
-                "embedder": "all-MiniLM-L6-v2" if data.get("uses_embeddings") else None}}
+                "embedder": data.get("embedder", "minilm") if data.get("uses_embeddings") else None}}
         return data
 
     @property
