@@ -62,10 +62,7 @@ class LLMProposer:
     def guideline(self, context: PromptContext) -> tuple[str | None, bool]:
         """(the guideline as written, or None if the call failed; whether it was cut at max_tokens)."""
         report = ProposalReport()
-        request = ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
-                                        ChatMessage(role="user", content=render("guideline", context))],
-                              temperature=0.2, max_tokens=220, seed=0)
-        (text,) = self._ask([request], report)
+        (text,) = self._ask([guideline_request(context)], report)
         return (text.strip()[:2000] if text else None), CUT_REPLY in report.failures
 
     def propose(self, kind: str, context: PromptContext, *, n: int, targets: list[str], round_: int,
@@ -145,6 +142,12 @@ class LLMProposer:
             except ProposalRejected as exc:
                 report.rejected.append((f"concepts for {target}", exc.reason))
         return report
+
+
+def guideline_request(context: PromptContext, *, max_tokens: int = 220) -> ChatRequest:
+    return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
+                                 ChatMessage(role="user", content=render("guideline", context))],
+                       temperature=0.2, max_tokens=max_tokens, seed=0)
 
 
 def with_shown(lf: LabelingFunction, texts: list[str], also: list[str] = ()) -> LabelingFunction:
