@@ -53,10 +53,19 @@ def _load():
 class Embedder:
     """Encode texts; `cache_path` (sqlite) remembers vectors across runs and processes."""
 
-    def __init__(self, cache_path: str | Path | None = None, batch_size: int = 64):
+    def __init__(self, cache_path: str | Path | None = None, batch_size: int = 64, *, read_only: bool = False):
         self.batch_size = batch_size
         self._db = None
-        if cache_path is not None:
+        self.read_only = read_only
+        if read_only:  # look vectors up, never write: many processes, and a corpus too big to keep
+            if cache_path is not None and Path(cache_path).is_file():
+                try:
+                    self._db = sqlite3.connect(f"file:{Path(cache_path).resolve()}?mode=ro", uri=True,
+                                               check_same_thread=False)
+                    self._db.execute("SELECT 1 FROM emb LIMIT 1").fetchall()
+                except sqlite3.Error:  # unreadable or not a cache: encode everything, as without one
+                    self._db = None
+        elif cache_path is not None:
             Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(cache_path), check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -66,9 +75,14 @@ class Embedder:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         keys = [hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts]
         todo = self._fill_from_cache(keys, out)
+        if progress is not None:
+            progress(len(texts) - len(todo), len(texts))  # cached rows are done already
         if todo:
             unique = list(dict.fromkeys(texts[i] for i in todo))
-            vectors = self._encode_fresh(unique, progress)
+            cached = len(texts) - len(todo)
+            fresh = None if progress is None else (
+                lambda done, total: progress(cached + round(done / total * len(todo)), len(texts)))
+            vectors = self._encode_fresh(unique, fresh)
             by_text = dict(zip(unique, vectors))
             for i in todo:
                 out[i] = by_text[texts[i]]
@@ -95,16 +109,17 @@ class Embedder:
     def _encode_fresh(self, texts: list[str], progress) -> np.ndarray:
         model = _load()
         chunks = []
-        for start in range(0, len(texts), 512):
-            batch = texts[start:start + 512]
+        step = 256  # a progress report every few seconds at MiniLM's CPU speed
+        for start in range(0, len(texts), step):
+            batch = texts[start:start + step]
             chunks.append(model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
                                        convert_to_numpy=True, show_progress_bar=False))
             if progress is not None:
-                progress(min(start + 512, len(texts)), len(texts))
+                progress(min(start + step, len(texts)), len(texts))
         return np.vstack(chunks).astype(np.float32)
 
     def _store(self, vectors: dict[str, np.ndarray]) -> None:
-        if self._db is None or not vectors:
+        if self._db is None or self.read_only or not vectors:
             return
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)",

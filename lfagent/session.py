@@ -50,7 +50,7 @@ class Session:
         self.seeds: Records = load_seeds(self.task)
         self.unlabeled: Records = load_unlabeled(self.task)
         self.corpus = self._build_corpus()
-        self.votes = VoteCache(self.corpus, lambda: self.pool)
+        self.votes = VoteCache(self.corpus, lambda: self.pool, progress=self.say)
 
     # -- data
     def _build_corpus(self) -> Corpus:
@@ -58,10 +58,12 @@ class Session:
         if self._embed:
             from lfagent.embed import Embedder
 
-            self.say(f"embedding {len(self.seeds) + len(self.unlabeled)} records with all-MiniLM-L6-v2")
+            from lfagent.counting import counter, reporter
+
             embedder = Embedder(default_cache_dir() / "embeddings.sqlite")
-            seed_emb = embedder.encode(self.seeds.texts)
-            unl_emb = embedder.encode(self.unlabeled.texts)
+            with counter(self.say, "embedding (all-MiniLM-L6-v2)", len(self.seeds) + len(self.unlabeled)) as count:
+                seed_emb = embedder.encode(self.seeds.texts, progress=reporter(count))
+                unl_emb = embedder.encode(self.unlabeled.texts, progress=reporter(count))
             self.embedder, embed = embedder, embedder.encode
             if all(c.description.strip() for c in self.task.classes):  # vouching by meaning needs them all
                 class_emb = embedder.encode([f"{c.name}: {c.description}" for c in self.task.classes])
@@ -156,7 +158,7 @@ class Session:
             raise InputError("this session has no LLM (--llm none); start it with --llm local or openai:MODEL")
         embed = self.embedder.encode if self._embed else None
         return LLMProposer(self.llm, class_names=self.task.class_names, embed=embed, seed_emb=self.corpus.seed_emb,
-                           seed_members=self._seed_members())
+                           seed_members=self._seed_members(), progress=self.say)
 
     def prompt_context(self):
         from lfagent.propose.prompting import PromptContext, choose_examples, typical_examples

@@ -37,13 +37,23 @@ class LabelJob:
             _cache[self.key] = (predictor, _embedder() if predictor.needs_embeddings else None)
         return _cache[self.key]
 
-    def label(self, batch: Batch, *, pool=None, code_votes: np.ndarray | None = None) -> pa.Table:
+    def label(self, batch: Batch, *, pool=None, code_votes: np.ndarray | None = None, progress=None) -> pa.Table:
+        """`progress` (lfagent/counting.py) counts the batch's embedding, the slow part of a batch."""
         predictor, embedder = self._state()
-        embed = embedder.encode if embedder is not None else None
+        embed = None
+        if embedder is not None:
+            def embed(texts):
+                from lfagent.counting import counter, reporter
+
+                with counter(progress, "embedding", len(texts), summary=False) as count:
+                    return embedder.encode(texts, progress=reporter(count))
         return label_batch(predictor, batch, votes=self.votes, pool=pool, embed=embed, code_votes=code_votes)
 
 
 def _embedder():
     from lfagent.embed import Embedder
+    from lfagent.session import default_cache_dir
 
-    return Embedder(cache_path=None)
+    # The run cached the vectors of its own records: labelling those again (the usual first `generate`)
+    # then costs no MiniLM pass, and gives them exactly the run's vectors. New texts are not written back.
+    return Embedder(default_cache_dir() / "embeddings.sqlite", read_only=True)

@@ -37,8 +37,9 @@ class ProposalReport:
 
 
 class LLMProposer:
-    def __init__(self, llm, *, class_names: list[str], embed=None, seed_emb=None, seed_members=None):
+    def __init__(self, llm, *, class_names: list[str], embed=None, seed_emb=None, seed_members=None, progress=None):
         self.llm = llm
+        self.progress = progress  # counts calls as they end (lfagent/counting.py)
         self.class_names = class_names
         self.embed = embed  # callable texts -> normalised embeddings (concepts need it)
         self.seed_emb = seed_emb
@@ -46,7 +47,12 @@ class LLMProposer:
         self.model = getattr(llm, "model", "") or "llm"
 
     def _ask(self, requests: list[ChatRequest], report: ProposalReport) -> list[str | None]:
-        replies = self.llm.chat_many(requests) if requests else []
+        if not requests:
+            return []
+        from lfagent.counting import counter
+
+        with counter(self.progress, "LLM calls", len(requests), unit="calls") as count:
+            replies = self.llm.chat_many(requests, on_done=count.advance)
         texts = []
         for reply in replies:
             if isinstance(reply, LLMFailure):
