@@ -135,3 +135,19 @@ def test_sandbox_slices_give_the_votes_of_one_call_and_count_every_record(monkey
     assert (whole.L == sliced.L).all() and set(whole.errors) == set(sliced.errors) == {"boom"}
     assert (sliced.L[:, 1] == -1).all() and (sliced.L[:, 0] == 1).any()
     assert f"sandbox: 2 code LFs: {len(texts)} records" in stream.getvalue()
+
+
+def test_llm_calls_are_counted_as_each_ends_answered_or_failed():
+    from llm_server import Fault, ScriptedLLMServer
+    from lfagent.llm import Budget, ChatRequest
+    from lfagent.llm.openai_compat import OpenAICompatLLM, RetryPolicy
+
+    stream = io.StringIO()
+    progress = Progress(True, stream=stream)
+    with ScriptedLLMServer(["one", Fault("400"), "three"], default_reply="more") as srv, \
+            OpenAICompatLLM("test-model", base_url=srv.base_url, api_key="sk-test", budget=Budget(max_calls=4),
+                            retry=RetryPolicy(max_attempts=1)) as llm:
+        with counter(progress, "LLM calls", 5, unit="calls") as count:
+            replies = llm.chat_many([ChatRequest.from_prompt(f"q{i}") for i in range(5)], on_done=count.advance)
+    assert sum(hasattr(r, "kind") for r in replies) == 2  # the 400, and the call past the budget
+    assert "LLM calls: 5 calls in " in stream.getvalue()
