@@ -51,7 +51,7 @@ class Session:
         self.seeds: Records = load_seeds(self.task)
         self.unlabeled: Records = load_unlabeled(self.task)
         self.corpus = self._build_corpus()
-        self.votes = VoteCache(self.corpus, lambda: self.pool)
+        self.votes = VoteCache(self.corpus, lambda: self.pool, progress=self.say)
 
     def _embeddings_unavailable(self, wanted: bool) -> bool:
         """A core install has no embedder: the run goes on without embeddings and says so once."""
@@ -73,9 +73,11 @@ class Session:
             # A resumed run keeps the encoder it started with: its LFs' prototypes live in that space.
             embedder = Embedder(default_cache_dir() / "embeddings.sqlite", embedder=self.store.get_meta("embedder"))
             self.store.set_meta("embedder", embedder.name)
-            self.say(f"embedding {len(self.seeds) + len(self.unlabeled)} records with {embedder.name}")
-            seed_emb = embedder.encode(self.seeds.texts)
-            unl_emb = embedder.encode(self.unlabeled.texts)
+            from lfagent.counting import counter, reporter
+
+            with counter(self.say, f"embedding ({embedder.name})", len(self.seeds) + len(self.unlabeled)) as count:
+                seed_emb = embedder.encode(self.seeds.texts, progress=reporter(count))
+                unl_emb = embedder.encode(self.unlabeled.texts, progress=reporter(count))
             self.embedder, embed = embedder, embedder.encode
             if all(c.description.strip() for c in self.task.classes):  # vouching by meaning needs them all
                 class_emb = embedder.encode([f"{c.name}: {c.description}" for c in self.task.classes])

@@ -158,7 +158,7 @@ def test_a_refinement_remembers_only_the_seeds_its_prompt_listed():
     from lfagent.task import TaskSpec
 
     class OneReply:
-        def chat_many(self, requests):
+        def chat_many(self, requests, on_done=None):
             self.prompt = requests[0].messages[1].content
             return [ChatResponse(text='subscribe|my channel)\\b", text):\n        return "SPAM"\n    return None\n```')]
 

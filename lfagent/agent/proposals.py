@@ -30,7 +30,8 @@ class ProposalStage:
         session.llm_round = self.round
         embed = session.embedder.encode if session.uses_embeddings else None
         return LLMProposer(session.llm, class_names=session.task.class_names, embed=embed,
-                           seed_emb=session.corpus.seed_emb, seed_members=session.seed_members())
+                           seed_emb=session.corpus.seed_emb, seed_members=session.seed_members(),
+                           progress=session.say)
 
     def prompt_context(self):
         from lfagent.propose.prompting import PromptContext, choose_examples, typical_examples

@@ -13,6 +13,7 @@ from lfagent.errors import LFAgentError
 
 COMMANDS = {
     # name: (module in lfagent.cli, help)
+    "init": ("init_cmd", "write a task folder (task.yaml, seeds) from your own labelled and unlabeled files"),
     "run": ("run_cmd", "propose, score and keep LFs, fit the label model, write silver labels"),
     "lf": ("lf_cmd", "work with labeling-function files (lf apply)"),
     "generate": ("generate_cmd", "apply a run's LFs and label model to large corpora"),

@@ -31,7 +31,9 @@ def main(args: argparse.Namespace) -> int:
         return 0
     rate = summary.rows_written / summary.seconds if summary.seconds else 0.0
     resumed = f", resumed after {summary.batches_resumed} batches" if summary.batches_resumed else ""
-    print(f"wrote {summary.out}: {summary.rows_total} rows ({summary.rows_written} now in "
-          f"{summary.seconds:.1f} s, {rate:,.0f} records/s; steady {summary.steady_records_per_s:,.0f} records/s"
-          f"{resumed})")
+    # The steady rate is measured between the first and the last batch written: one batch has none.
+    steady = (f"; steady {summary.steady_records_per_s:,.0f} records/s" if summary.steady_records_per_s > 0
+              else "")
+    print(f"wrote {summary.out}: {summary.rows_total:,} rows ({summary.rows_written:,} now in "
+          f"{summary.seconds:.1f} s, {rate:,.0f} records/s{steady}{resumed})")
     return 0

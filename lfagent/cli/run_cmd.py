@@ -27,11 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds over the seeds")
     parser.add_argument("--no-embeddings", action="store_true", help="no MiniLM LFs or fallback (faster)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the most LLM calls, tokens and money this run may spend (with --rounds, "
+                             "--max-llm-calls, --max-tokens, --price-*), then stop without calling the model")
 
 
 def main(args: argparse.Namespace) -> int:
     from lfagent.cli.progress import Progress
 
+    if args.dry_run:
+        return _dry_run(args)
     progress = Progress(False if args.quiet else None)
     run_dir, task_path = _locations(args)
     from lfagent.agent.run import run_agent
@@ -57,6 +62,27 @@ def main(args: argparse.Namespace) -> int:
                         prices=(args.price_prompt, args.price_completion),
                         embed=not args.no_embeddings, progress=progress)
     print(_summary_text(run_dir, summary))
+    return 0
+
+
+def _dry_run(args) -> int:
+    """The plan only: no run directory, no backend (so no network client) is built."""
+    from lfagent.data.dataset import load_seeds
+    from lfagent.llm.plan import format_plan, plan_run
+    from lfagent.task import load_task
+
+    if not args.task or args.resume:
+        raise InputError("--dry-run needs TASK.yaml (and not --resume)")
+    llm = args.llm or "auto"
+    if llm == "none":
+        print("dry run (--llm none): no LLM calls; mined LFs only")
+        return 0
+    task = load_task(args.task)
+    prices = (args.price_prompt, args.price_completion)
+    plan = plan_run(task, load_seeds(task), rounds=args.rounds, max_llm_calls=args.max_llm_calls,
+                    max_tokens=args.max_tokens, prices=prices, embed=not args.no_embeddings, seed=args.seed,
+                    model=llm.partition(":")[2] or None)
+    print(format_plan(plan, llm=llm, prices=prices))
     return 0
 
 

@@ -123,9 +123,14 @@ class Embedder:
         prefix = self._key_prefix()
         keys = [hashlib.sha1((prefix + t).encode("utf-8", "replace")).hexdigest() for t in texts]
         todo = self._fill_from_cache(keys, out)
+        if progress is not None:
+            progress(len(texts) - len(todo), len(texts))  # cached rows are done already
         if todo:
             unique = list(dict.fromkeys(texts[i] for i in todo))
-            vectors = self._encode_fresh(unique, progress)
+            cached = len(texts) - len(todo)
+            fresh = None if progress is None else (
+                lambda done, total: progress(cached + round(done / total * len(todo)), len(texts)))
+            vectors = self._encode_fresh(unique, fresh)
             by_text = dict(zip(unique, vectors))
             for i in todo:
                 out[i] = by_text[texts[i]]
@@ -157,12 +162,13 @@ class Embedder:
             return vectors
         model = _load()
         chunks = []
-        for start in range(0, len(texts), 512):
-            batch = texts[start:start + 512]
+        step = 256  # a progress report every few seconds at MiniLM's CPU speed
+        for start in range(0, len(texts), step):
+            batch = texts[start:start + step]
             chunks.append(model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
                                        convert_to_numpy=True, show_progress_bar=False))
             if progress is not None:
-                progress(min(start + 512, len(texts)), len(texts))
+                progress(min(start + step, len(texts)), len(texts))
         return np.vstack(chunks).astype(np.float32)
 
     def _store(self, vectors: dict[str, np.ndarray]) -> None:

@@ -56,9 +56,10 @@ class VoteCache:
     `get_pool` returns the sandbox pool; it is called only when a code LF needs applying.
     """
 
-    def __init__(self, corpus: Corpus, get_pool: Callable[[], object] | None = None):
+    def __init__(self, corpus: Corpus, get_pool: Callable[[], object] | None = None, progress=None):
         self.corpus = corpus
         self.get_pool = get_pool
+        self.progress = progress  # counts sandbox work (lfagent/counting.py)
         self._seed: dict[str, np.ndarray] = {}
         self._unl: dict[str, np.ndarray] = {}
         self.errors: dict[str, str] = {}  # LF fingerprint -> why the sandbox gave it no votes
@@ -98,7 +99,7 @@ class VoteCache:
         rows = None if c.seed_rows is None else c.seed_rows + c.unl_rows
         pool = self.get_pool() if self.get_pool and not all(is_trusted(lf) for lf in lfs) else None
         outcome = apply_lfs(lfs, texts, c.class_names, rows=rows, embeddings=emb, pool=pool,
-                             text_field=c.text_field)
+                             text_field=c.text_field, progress=self.progress)
         for j, lf in enumerate(lfs):
             self._seed[lf.fingerprint] = outcome.L[:n_s, j]
             self._unl[lf.fingerprint] = outcome.L[n_s:, j]

@@ -15,6 +15,7 @@ from lfagent.fit.calibrator import f1_thresholds, fit_calibrator
 from lfagent.fit.corpus import Corpus, VoteCache
 from lfagent.fit.fold_fit import FittedModel, PipelineConfig, fit_once, fold_indices
 from lfagent.fit.labeler import Labeler
+from lfagent.counting import counter
 from lfagent.lf import LabelingFunction
 from lfagent.scoring import wilson_interval
 
@@ -54,25 +55,28 @@ class PipelineResult:
 def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[LabelingFunction] = (),
                  pins: dict[str, str] | None = None, progress=None,
                  votes: VoteCache | None = None) -> PipelineResult:
-    say = progress or (lambda message: None)
     votes = votes or VoteCache(corpus)
     n = len(corpus.seed_y)
     folds = fold_indices(corpus.seed_y, config.folds, config.seed, corpus.multi_label)
     raw_heldout = np.zeros((n, corpus.k))
     heldout_covered = np.zeros(n, dtype=bool)
     fold_kept = []
-    for f, test in enumerate(folds):
-        say(f"cross-fit fold {f + 1}/{len(folds)}")
+    # Repeated for every screened LF: a bar while it runs, no line left behind.
+    fits = counter(progress, "mining and fitting", len(folds) + 1,
+                   unit="fits", summary=False)
+    for test in folds:
         train = np.setdiff1d(np.arange(n), test)
         model = fit_once(corpus, train, config, extra=extra, pins=pins, votes=votes)
         L_seed, _ = votes.matrices(model.lfs)
         emb = None if corpus.seed_emb is None else corpus.seed_emb[test]
         raw_heldout[test], heldout_covered[test] = model.predict(L_seed[test], emb)
         fold_kept.append([lf.name for lf in model.lfs])
+        fits.advance()
     heldout = _cross_calibrated(raw_heldout, corpus, folds)
     heldout_decisions = _cross_decided(heldout, corpus, folds) if corpus.multi_label else None
-    say("final fit on all seeds")
     final = fit_once(corpus, np.arange(n), config, extra=extra, pins=pins, votes=votes)
+    fits.advance()
+    fits.close()
     calibrator = fit_calibrator(raw_heldout, corpus.seed_y, multi_label=corpus.multi_label)
     if corpus.multi_label:
         calibrator.thresholds = f1_thresholds(heldout, corpus.seed_y)

@@ -40,9 +40,16 @@ class LabelJob:
             _cache[self.key] = (model, embedder)
         return _cache[self.key]
 
-    def label(self, batch: Batch, *, pool=None, code_votes: np.ndarray | None = None) -> pa.Table:
+    def label(self, batch: Batch, *, pool=None, code_votes: np.ndarray | None = None, progress=None) -> pa.Table:
+        """`progress` (lfagent/counting.py) counts the batch's embedding, the slow part of a batch."""
         model, embedder = self._state()
-        embed = embedder.encode if embedder is not None else None
+        embed = None
+        if embedder is not None:
+            def embed(texts):
+                from lfagent.counting import counter, reporter
+
+                with counter(progress, "embedding", len(texts), summary=False) as count:
+                    return embedder.encode(texts, progress=reporter(count))
         return label_batch(model, batch, votes=self.votes, pool=pool, embed=embed, code_votes=code_votes)
 
 

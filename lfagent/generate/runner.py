@@ -59,20 +59,15 @@ def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, 
     if writer.resumed_batches:
         say(f"resuming: {writer.resumed_batches} batches ({writer.journal.rows} rows) already written")
     keep_rows, skip = bool(model.labeler.code_columns), writer.done_keys
-    commit = _reporting_commit(writer, say)
+    from lfagent.counting import counter
+
+    count = counter(progress, "labelling", count_rows(paths), unit="records")
+    count.advance(writer.journal.rows)  # resumed batches
+    commit = _reporting_commit(writer, count)
     started = time.monotonic()
-    if engine == "ray":
-        from lfagent.generate.engines.ray_engine import run_ray
-
-        written = run_ray(plan_shards(task, paths, batch_size, skip), task, job, commit, fmt=writer.format,
-                          workers=workers, address=address)
-    else:
-        from lfagent.generate.engines.local import run_local
-
-        # Pool workers read their own shards; code LFs need the rows here, for the sandbox pool.
-        items = plan_shards(task, paths, batch_size, skip) if workers > 1 and not keep_rows \
-            else iter_batches(task, paths, batch_size, keep_rows=keep_rows, skip=skip)
-        written = run_local(items, job, commit, task=task, fmt=writer.format, workers=workers)
+    with count:  # closed (the bar taken down) however the engine ends
+        written = _run_engine(engine, task, paths, batch_size, skip, job, commit, writer, workers, address,
+                              keep_rows, progress)
     ended = time.monotonic()
     writer.finish(output_schema(model, votes=votes))
     steady = 0.0
@@ -83,7 +78,42 @@ def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, 
                            seconds=ended - started, steady_records_per_s=steady)
 
 
-def _reporting_commit(writer: ResumableWriter, say: Callable[[str], None]):
+def _run_engine(engine, task, paths, batch_size, skip, job, commit, writer, workers, address, keep_rows,
+                progress) -> int:
+    if engine == "ray":
+        from lfagent.generate.engines.ray_engine import run_ray
+
+        return run_ray(plan_shards(task, paths, batch_size, skip), task, job, commit, fmt=writer.format,
+                       workers=workers, address=address)
+    from lfagent.generate.engines.local import run_local
+
+    # Pool workers read their own shards; code LFs need the rows here, for the sandbox pool.
+    items = plan_shards(task, paths, batch_size, skip) if workers > 1 and not keep_rows \
+        else iter_batches(task, paths, batch_size, keep_rows=keep_rows, skip=skip)
+    return run_local(items, job, commit, task=task, fmt=writer.format, workers=workers, progress=progress)
+
+
+def count_rows(paths: list[Path]) -> int | None:
+    """Records in `paths`, for the progress bar's total: Parquet metadata, or the lines of plain JSONL
+    files (read at disk speed); None when some input cannot be counted cheaply (CSV, .gz, WRENCH)."""
+    from lfagent.data.readers import detect_format, open_parquet
+
+    total = 0
+    for path in paths:
+        fmt = detect_format(path)
+        if fmt == "parquet":
+            total += open_parquet(path).metadata.num_rows
+        elif fmt == "jsonl" and path.suffix.lower() != ".gz":
+            with open(path, "rb") as handle:
+                total += sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+                handle.seek(max(0, handle.tell() - 1))
+                total += handle.tell() > 0 and handle.read(1) != b"\n"  # a last line without its newline
+        else:
+            return None
+    return total
+
+
+def _reporting_commit(writer: ResumableWriter, count):
     def commit(keys, num_rows: int, payload: bytes) -> None:
         writer.commit_encoded(keys, num_rows, payload)
         # (time, rows so far) at the first and the last commit: the steady rate between them leaves out
@@ -91,6 +121,6 @@ def _reporting_commit(writer: ResumableWriter, say: Callable[[str], None]):
         commit.last = (time.monotonic(), commit.last[1] + num_rows)
         if commit.first is None:
             commit.first = commit.last
-        say(f"{writer.journal.rows} rows written")
+        count.advance(num_rows)
     commit.first, commit.last = None, (0.0, 0)
     return commit

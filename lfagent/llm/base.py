@@ -188,14 +188,16 @@ class LLM(ABC):
         runner = self._ensure_runner()
         return await asyncio.wrap_future(runner.submit(self._achat_many_in_loop(list(requests))))
 
-    def chat_many(self, requests: Sequence[ChatRequest]) -> list[ChatResponse | LLMFailure]:
+    def chat_many(self, requests: Sequence[ChatRequest], *,
+                  on_done: Callable[[], None] | None = None) -> list[ChatResponse | LLMFailure]:
         """Answer many requests concurrently (at most `max_concurrency` at once), in order.
 
         A request that fails after retries, or finds the budget spent, comes back as an
         `LLMFailure` in its place; a misconfigured backend (bad key, unknown model) raises
-        `LLMError` since every request would fail the same way.
+        `LLMError` since every request would fail the same way. `on_done()` is called as each one ends
+        (answered, cached or failed), for progress.
         """
-        return self._ensure_runner().run(self._achat_many_in_loop(list(requests)))
+        return self._ensure_runner().run(self._achat_many_in_loop(list(requests), on_done))
 
     def close(self) -> None:
         """Release the client and the private loop (and a local model server, if any)."""
@@ -269,7 +271,7 @@ class LLM(ABC):
         if self.on_response is not None:
             self.on_response(request, response)
 
-    async def _one_or_failure(self, request: ChatRequest) -> ChatResponse | LLMFailure:
+    async def _one_or_failure(self, request: ChatRequest, on_done=None) -> ChatResponse | LLMFailure:
         try:
             return await self._achat_in_loop(request)
         except BudgetExhausted as error:
@@ -278,9 +280,12 @@ class LLM(ABC):
             if error.fatal:
                 raise
             return error.failure
+        finally:
+            if on_done is not None:
+                on_done()
 
-    async def _achat_many_in_loop(self, requests: list[ChatRequest]) -> list[ChatResponse | LLMFailure]:
-        tasks = [asyncio.ensure_future(self._one_or_failure(r)) for r in requests]
+    async def _achat_many_in_loop(self, requests: list[ChatRequest], on_done=None) -> list[ChatResponse | LLMFailure]:
+        tasks = [asyncio.ensure_future(self._one_or_failure(r, on_done)) for r in requests]
         try:
             return list(await asyncio.gather(*tasks))
         except LLMError:

@@ -37,8 +37,9 @@ class ProposalReport:
 
 
 class LLMProposer:
-    def __init__(self, llm, *, class_names: list[str], embed=None, seed_emb=None, seed_members=None):
+    def __init__(self, llm, *, class_names: list[str], embed=None, seed_emb=None, seed_members=None, progress=None):
         self.llm = llm
+        self.progress = progress  # counts calls as they end (lfagent/counting.py)
         self.class_names = class_names
         self.embed = embed  # callable texts -> normalised embeddings (concepts need it)
         self.seed_emb = seed_emb
@@ -46,7 +47,12 @@ class LLMProposer:
         self.model = getattr(llm, "model", "") or "llm"
 
     def _ask(self, requests: list[ChatRequest], report: ProposalReport) -> list[str | None]:
-        replies = self.llm.chat_many(requests) if requests else []
+        if not requests:
+            return []
+        from lfagent.counting import counter
+
+        with counter(self.progress, "LLM calls", len(requests), unit="calls") as count:
+            replies = self.llm.chat_many(requests, on_done=count.advance)
         texts = []
         for reply in replies:
             if isinstance(reply, LLMFailure):
@@ -62,10 +68,7 @@ class LLMProposer:
     def guideline(self, context: PromptContext) -> tuple[str | None, bool]:
         """(the guideline as written, or None if the call failed; whether it was cut at max_tokens)."""
         report = ProposalReport()
-        request = ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
-                                        ChatMessage(role="user", content=render("guideline", context))],
-                              temperature=0.2, max_tokens=220, seed=0)
-        (text,) = self._ask([request], report)
+        (text,) = self._ask([guideline_request(context)], report)
         return (text.strip()[:2000] if text else None), CUT_REPLY in report.failures
 
     def propose(self, kind: str, context: PromptContext, *, n: int, targets: list[str], round_: int,
@@ -145,6 +148,12 @@ class LLMProposer:
             except ProposalRejected as exc:
                 report.rejected.append((f"concepts for {target}", exc.reason))
         return report
+
+
+def guideline_request(context: PromptContext, *, max_tokens: int = 220) -> ChatRequest:
+    return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
+                                 ChatMessage(role="user", content=render("guideline", context))],
+                       temperature=0.2, max_tokens=max_tokens, seed=0)
 
 
 def with_shown(lf: LabelingFunction, texts: list[str], also: list[str] = ()) -> LabelingFunction:

@@ -80,10 +80,14 @@ def vote_column(lf: LabelingFunction, texts: list[str], class_index: int,
     return np.where(hit, class_index, ABSTAIN).astype(np.int16)
 
 
+SANDBOX_SLICE = 5_000  # records per sandbox call: progress moves, and a call's memory stays bounded
+
+
 def apply_lfs(lfs: list[LabelingFunction], texts: list[str], class_names: list[str], *,
               rows: list[dict] | None = None, embeddings: np.ndarray | None = None,
-              pool=None, text_field: str = "text") -> ApplyOutcome:
-    """Build L for `lfs` over the records. `pool` (a SandboxPool) is needed for code/untrusted LFs."""
+              pool=None, text_field: str = "text", progress=None) -> ApplyOutcome:
+    """Build L for `lfs` over the records. `pool` (a SandboxPool) is needed for code/untrusted LFs;
+    `progress` (see lfagent/counting.py) counts the records the sandbox has been through."""
     n, m = len(texts), len(lfs)
     L = np.full((n, m), ABSTAIN, dtype=np.int16)
     errors: dict[str, str] = {}
@@ -101,10 +105,25 @@ def apply_lfs(lfs: list[LabelingFunction], texts: list[str], class_names: list[s
         if rows is not None and text_field != "text":
             # LFs read record['text']; give them the task's text field under that name too.
             records = [{**r, "text": t} for r, t in zip(rows, texts)]
-        result = pool.apply([lf for _, lf in sandboxed], records, class_names)
-        sub = result.matrix(class_names)
-        for column, (j, lf) in enumerate(sandboxed):
-            L[:, j] = sub[:, column]
-            if lf.name in result.errors:
-                errors[lf.name] = result.errors[lf.name]
+        _apply_sandboxed(sandboxed, records, class_names, pool, L, errors, progress)
     return ApplyOutcome(L=L, errors=errors)
+
+
+def _apply_sandboxed(sandboxed, records, class_names, pool, L, errors, progress) -> None:
+    from lfagent.counting import counter
+
+    code_lfs = [lf for _, lf in sandboxed]
+    with counter(progress, f"sandbox: {len(code_lfs)} code LF{'s' if len(code_lfs) != 1 else ''}",
+                 len(records)) as count:
+        for start in range(0, len(records), SANDBOX_SLICE):
+            stop = min(start + SANDBOX_SLICE, len(records))
+            result = pool.apply(code_lfs, records[start:stop], class_names)
+            sub = result.matrix(class_names)
+            for column, (j, lf) in enumerate(sandboxed):
+                L[start:stop, j] = sub[:, column]
+                if lf.name in result.errors:
+                    errors.setdefault(lf.name, result.errors[lf.name])
+            count.advance(stop - start)
+    for j, lf in sandboxed:
+        if lf.name in errors:  # failing on any slice fails it everywhere, as one call over all records would
+            L[:, j] = ABSTAIN

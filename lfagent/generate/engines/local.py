@@ -29,7 +29,7 @@ _worker: dict = {}
 
 
 def run_local(items: Iterable[Batch | Shard], job: LabelJob, commit: Commit, *, task: TaskSpec | None = None,
-              fmt: str = "parquet", workers: int = 1, window: int | None = None) -> int:
+              fmt: str = "parquet", workers: int = 1, window: int | None = None, progress=None) -> int:
     """Label every item, encode it as `fmt` and commit it; returns the number of rows labelled.
     `task` is needed only to read Shards."""
     pool = None
@@ -39,18 +39,18 @@ def run_local(items: Iterable[Batch | Shard], job: LabelJob, commit: Commit, *, 
         pool = SandboxPool(workers=workers)
     try:
         if workers <= 1:
-            return _run_inline(items, job, commit, pool, task, fmt)
+            return _run_inline(items, job, commit, pool, task, fmt, progress)
         return _run_pool(items, job, commit, pool, task, fmt, workers, window or 2 * workers)
     finally:
         if pool is not None:
             pool.close()
 
 
-def _run_inline(items, job: LabelJob, commit: Commit, pool, task, fmt: str) -> int:
+def _run_inline(items, job: LabelJob, commit: Commit, pool, task, fmt: str, progress=None) -> int:
     rows = 0
     for item in items:
         batch = _as_batch(task, item, keep_rows=pool is not None)
-        commit([batch.key], len(batch), encode(job.label(batch, pool=pool), fmt))
+        commit([batch.key], len(batch), encode(job.label(batch, pool=pool, progress=progress), fmt))
         rows += len(batch)
     return rows
 

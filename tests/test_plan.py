@@ -1,0 +1,97 @@
+"""`lfagent run --dry-run`: the plan counts the calls a scripted run really makes, and sends nothing."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent_script import last_user, respond
+from conftest import EXAMPLE_TASK, REPO
+from llm_server import ScriptedLLMServer
+from lfagent.agent.run import run_agent
+from lfagent.data.dataset import load_seeds
+from lfagent.llm.plan import plan_run
+from lfagent.task import load_task
+
+KIND_MARKERS = {"guideline": "labeling guideline", "code LF": "Write a Python function",
+                "keywords": "Which words or short phrases", "concepts": "Extract the concepts",
+                "refine": "Rewrite `label(record)`"}
+
+
+def small_task(tmp_path: Path, n_unlabeled: int = 200) -> Path:
+    folder = tmp_path / "task"
+    folder.mkdir()
+    src = EXAMPLE_TASK.parent
+    (folder / "seeds.jsonl").write_text((src / "seeds.jsonl").read_text())
+    lines = (src / "unlabeled.jsonl").read_text().splitlines()[:n_unlabeled]
+    (folder / "unlabeled.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "task.yaml").write_text((src / "task.yaml").read_text().replace("test: test.jsonl", ""))
+    return folder / "task.yaml"
+
+
+@pytest.fixture
+def server(monkeypatch):
+    with ScriptedLLMServer(responder=respond) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        yield srv
+
+
+def kind_of(body: dict) -> str:
+    prompt = last_user(body)
+    return next(kind for kind, marker in KIND_MARKERS.items() if marker in prompt)
+
+
+def chars_over_4(body: dict) -> int:
+    tokens = sum(math.ceil(len(m["content"]) / 4) + 4 for m in body["messages"])
+    schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
+    return tokens + (math.ceil(len(json.dumps(schema)) / 4) if schema else 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_llm_calls", [None, 7])
+def test_plan_counts_the_calls_a_scripted_run_makes(tmp_path, server, max_llm_calls):
+    task_path = small_task(tmp_path)
+    task = load_task(task_path)
+    plan = plan_run(task, load_seeds(task), rounds=2, max_llm_calls=max_llm_calls, embed=False)
+    run_agent(task_path, tmp_path / "run", llm="openai:test-model", rounds=2, max_llm_calls=max_llm_calls,
+              embed=False)
+    sent = {kind: [b for b in server.requests if kind_of(b) == kind] for kind in KIND_MARKERS}
+    assert plan.calls == server.chat_count
+    assert {row.kind: row.calls for row in plan.kinds} == {kind: len(bodies) for kind, bodies in sent.items()}
+    assert plan.limited_by == ("calls" if max_llm_calls else None)
+    # An upper bound: no kind's real prompts are longer than planned, nor its replies allowed longer.
+    for row in plan.kinds:
+        assert row.prompt_tokens >= sum(chars_over_4(b) for b in sent[row.kind])
+        assert row.completion_tokens == sum(b["max_tokens"] for b in sent[row.kind])
+
+
+def test_plan_schedule_follows_the_loop():
+    task = load_task(EXAMPLE_TASK)
+    seeds = load_seeds(task)
+    plan = {row.kind: row.calls for row in plan_run(task, seeds, rounds=3, embed=True).kinds}
+    # 2 classes: one guideline; per round 2 code LFs, 3 typical seeds per class for keywords and one
+    # refinement; concepts once (round 1), only with embeddings.
+    assert plan == {"guideline": 1, "code LF": 6, "keywords": 18, "concepts": 2, "refine": 3}
+    assert plan_run(task, seeds, rounds=3, embed=False).kinds[3].calls == 0
+    capped = plan_run(task, seeds, rounds=3, max_tokens=3000, prices=(1.0, 2.0))
+    assert capped.limited_by == "tokens" and capped.calls < 30
+    uncapped = plan_run(task, seeds, rounds=3, prices=(1.0, 2.0))
+    assert uncapped.cost == pytest.approx((uncapped.prompt_tokens + 2 * uncapped.completion_tokens) / 1e6)
+
+
+def test_dry_run_sends_nothing_and_builds_no_client(tmp_path, server):
+    code = (f"import sys; sys.argv = ['lfagent', 'run', {str(EXAMPLE_TASK)!r}, '--llm', 'openai:test-model', "
+            "'--price-prompt', '0.15', '--price-completion', '0.6', '--dry-run', '--rounds', '2']\n"
+            "from lfagent.cli import main\ncode = main()\n"
+            "print('CLIENT' if 'openai' in sys.modules or 'lfagent.llm.openai_compat' in sys.modules else 'NONE')\n"
+            "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert server.paths == []  # no request of any kind reached the server
+    assert done.stdout.strip().endswith("NONE")
+    # 2 classes, 2 rounds: 1 guideline + 2x2 code + 2x6 keywords + 2 concepts + 2 refinements
+    assert "at most 21 calls" in done.stdout and "Nothing was sent." in done.stdout
+    assert not (tmp_path / "run").exists()
