@@ -58,6 +58,10 @@ def test_agent_keeps_good_llm_lfs_and_rejects_bad_ones_with_reasons(tmp_path, se
     inverted = [v for v in llm_lfs.values() if v[0].kind == "code" and v[0].label == "HAM"]
     assert all(status != "kept" for _, status in inverted)
     assert summary["llm"]["calls"] >= 4
+    spent = summary["llm"]
+    card = (run_dir / "CARD.md").read_text()  # the card says what the run paid
+    assert f"| LLM spent | {spent['calls']} calls, {spent['prompt_tokens'] + spent['completion_tokens']} tokens, " \
+           f"${spent['cost']:.4f} |" in card and spent["cost"] > 0
     # Every LLM LF remembers the seeds its prompt showed; its seed figures leave them out.
     seeds = [json.loads(line)["text"] for line in (tmp_path / "task" / "seeds.jsonl").read_text().splitlines()]
     keys = {text_key(t) for t in seeds}

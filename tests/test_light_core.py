@@ -42,10 +42,15 @@ def test_core_install_in_a_fresh_venv_runs_a_task(tmp_path):
     check = subprocess.run([str(python), "-c", f"import importlib.util as u; print([m for m in {HEAVY[2:6]!r} "
                             "if u.find_spec(m)])"], capture_output=True, text=True, timeout=60)
     assert check.stdout.strip() == "[]", "the core install pulled an extra: " + check.stdout
-    task = write_task(tmp_path / "task")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
     env["LFAGENT_CACHE"] = str(tmp_path / "cache")
     lfagent = env_dir / "bin" / "lfagent"
+    labeled, unlabeled = write_user_files(tmp_path / "mine")
+    init = subprocess.run([str(lfagent), "init", "--labeled", str(labeled), "--unlabeled", str(unlabeled),
+                           "--text-column", "body", "--label-column", "tag", "--seeds", "100",
+                           "--out", str(tmp_path / "task")], capture_output=True, text=True, timeout=120, env=env)
+    assert init.returncode == 0, init.stderr[-2000:]
+    task = tmp_path / "task" / "task.yaml"
     run = subprocess.run([str(lfagent), "run", str(task), "--out", str(tmp_path / "run"), "--llm", "none"],
                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -53,24 +58,22 @@ def test_core_install_in_a_fresh_venv_runs_a_task(tmp_path):
     assert said.count("running without embeddings") == 1 and "pip install 'lfagent[embed]'" in said
     silver = [json.loads(line) for line in (tmp_path / "run" / "silver.jsonl").read_text().splitlines()]
     assert len(silver) == 300 and {r["label"] for r in silver} <= {"ham", "spam"}
-    ray = subprocess.run([str(lfagent), "generate", str(tmp_path / "run"), "--input", str(task.parent / "unlabeled.jsonl"),
+    ray = subprocess.run([str(lfagent), "generate", str(tmp_path / "run"), "--input", str(unlabeled),
                           "--out", str(tmp_path / "gen.jsonl"), "--engine", "ray"],
                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert ray.returncode == 2 and "pip install 'lfagent[ray]'" in ray.stderr and "Traceback" not in ray.stderr
 
 
-def write_task(folder: Path) -> Path:
-    """100 seeds and 300 unlabeled texts from the SMS Spam Collection's train split, as a user's CSVs."""
+def write_user_files(folder: Path) -> tuple[Path, Path]:
+    """A user's own files: 400 labelled and 300 unlabeled SMS texts (train split) as CSVs, columns body/tag."""
     import csv
 
     with (SHARED_DATA / "sms-spam-collection" / "train.csv").open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))[:400]
+        rows = list(csv.DictReader(handle))[:700]
     folder.mkdir(parents=True)
-    with (folder / "seeds.csv").open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["label", "text"])
-        writer.writerows([r["v1"], r["v2"]] for r in rows[:100])
-    (folder / "unlabeled.jsonl").write_text("".join(json.dumps({"text": r["v2"]}) + "\n" for r in rows[100:]))
-    (folder / "task.yaml").write_text("name: sms\nclasses: [ham, spam]\nseeds: seeds.csv\n"
-                                      "unlabeled: unlabeled.jsonl\n")
-    return folder / "task.yaml"
+    for name, part, columns in (("labeled.csv", rows[:400], ("body", "tag")), ("corpus.csv", rows[400:], ("body",))):
+        with (folder / name).open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            writer.writerows([r["v2"], r["v1"]][:len(columns)] for r in part)
+    return folder / "labeled.csv", folder / "corpus.csv"

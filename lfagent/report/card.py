@@ -68,6 +68,7 @@ class CardFacts(BaseModel):
     version: str
     n_seeds: int
     guideline: str | None = None
+    llm_spent: dict | None = None  # what the run paid its LLM (calls, tokens, cost), from metrics.json
 
 
 def lf_rows(run: RunArtifacts) -> list[LFRow]:
@@ -110,9 +111,9 @@ def card_facts(run: RunArtifacts, *, counts: int | dict[str, int] | None = None,
         test=run.metrics.get("test") or None,
         reliability=reliability(run.heldout_probs(), run.heldout_truth(), multi_label=multi) if run.heldout else None,
         run_id=run.model.run_id, lf_set_hash=run.model.lf_set_hash,
-        label_model=str(metrics.get("label_model") or ("none" if run.model.label_model is None else "fitted")),
+        label_model=str(metrics.get("label_model") or ("none" if run.model.labeler.label_model is None else "fitted")),
         created=run.created, version=lfagent_version(), n_seeds=int(metrics.get("n_seeds") or len(run.heldout)),
-        guideline=run.guideline)
+        guideline=run.guideline, llm_spent=run.metrics.get("llm") or None)
 
 
 
@@ -188,6 +189,10 @@ def _provenance_section(f: CardFacts) -> list[str]:
             ["seed labels", f.n_seeds], ["labeling functions by source", sources],
             ["label model", f.label_model], ["run id", f.run_id], ["LF-set hash", f.lf_set_hash],
             ["date", f.created or "-"], ["lfagent version", f.version]]
+    if f.llm_spent:
+        spent = f.llm_spent
+        tokens = spent.get("prompt_tokens", 0) + spent.get("completion_tokens", 0)
+        rows.append(["LLM spent", f"{spent.get('calls', 0)} calls, {tokens} tokens, ${spent.get('cost', 0.0):.4f}"])
     out = ["## How the data was made", ""] + _table(["", ""], rows)
     if f.guideline:
         out += ["The labeling guideline the LLM wrote from the seeds, reused in its later prompts (the lines kept):",
