@@ -11,8 +11,9 @@ from lfagent.errors import InputError
 
 class ClassSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: str = Field(min_length=1, description="the class name the labels use (as in the seeds' label column)")
+    description: str = Field("", description="what belongs in the class; LLM prompts quote it, and keywords "
+                                             "an LLM proposes are vouched for by meaning only when every class has one")
 
     @model_validator(mode="before")
     @classmethod
@@ -33,17 +34,20 @@ class TaskSpec(BaseModel):
     """What to label. Paths are relative to the task file's folder."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
-    description: str = ""
-    classes: list[ClassSpec] = Field(min_length=2)
-    multi_label: bool = False
-    text_field: str = "text"
-    label_field: str = "label"
-    id_field: str = "id"
-    seeds: str
-    unlabeled: str | None = None
+    name: str = Field(min_length=1, description="the task's name; the default run directory is runs/NAME")
+    description: str = Field("", description="what to label, in a sentence; LLM prompts quote it")
+    classes: list[ClassSpec] = Field(min_length=2, description="at least two: `{name, description}` mappings, "
+                                                               "or just names (`[HAM, SPAM]`)")
+    multi_label: bool = Field(False, description="true: a record may carry several classes (the label is a list)")
+    text_field: str = Field("text", description="the record field holding the text")
+    label_field: str = Field("label", description="the seeds' (and test records') field holding the class name; "
+                                                  "when multi_label, a list of names or one comma-separated string")
+    id_field: str = Field("id", description="the record field holding its id; without one, the 0-based row number")
+    seeds: str = Field(description="labelled records to learn from (about 100): JSONL, CSV, Parquet or WRENCH JSON")
+    unlabeled: str | None = Field(None, description="records to label; silver.jsonl has one line per record")
     # Optional held-out gold set; only evaluation reads it, never selection or calibration.
-    test: str | None = None
+    test: str | None = Field(None, description="optional labelled records used only to evaluate, never to "
+                                               "select or calibrate")
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @field_validator("classes", mode="before")
