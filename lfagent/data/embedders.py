@@ -210,8 +210,9 @@ def _model2vec():
 
 
 def _default_cache_dir() -> Path:
-    # Same rule as lfagent.session.default_cache_dir, without importing the session (and its deps) here.
-    return Path(os.environ.get("LFAGENT_CACHE", Path.home() / ".cache" / "lfagent"))
+    from lfagent.data.embed import default_cache_dir
+
+    return default_cache_dir()
 
 
 def seed_separability(vectors: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 0) -> float:

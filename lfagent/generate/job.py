@@ -43,14 +43,18 @@ class LabelJob:
     def label(self, batch: Batch, *, pool=None, code_votes: np.ndarray | None = None, progress=None) -> pa.Table:
         """`progress` (lfagent/counting.py) counts the batch's embedding, the slow part of a batch."""
         model, embedder = self._state()
-        embed = None
-        if embedder is not None:
-            def embed(texts):
-                from lfagent.counting import counter, reporter
-
-                with counter(progress, "embedding", len(texts), summary=False) as count:
-                    return embedder.encode(texts, progress=reporter(count))
+        embed = None if embedder is None else _counted(embedder, progress)
         return label_batch(model, batch, votes=self.votes, pool=pool, embed=embed, code_votes=code_votes)
+
+
+def _counted(embedder, progress):
+    """embedder.encode, counted as it goes."""
+    def embed(texts):
+        from lfagent.counting import counter, reporter
+
+        with counter(progress, "embedding", len(texts), summary=False) as count:
+            return embedder.encode(texts, progress=reporter(count))
+    return embed
 
 
 def _embedder(cache: str | None, name: str | None):

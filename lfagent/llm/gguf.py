@@ -1,7 +1,7 @@
 """Local GGUF model files: the known models shipped as raw chunks inside PyPI packages.
 
 Chunks are found through `importlib.metadata.files(dist)` (their code is never imported),
-concatenated once into the cache dir (`$LFAGENT_CACHE` or ~/.cache/lfagent/models), checked for
+concatenated once into `models/` of lfagent's cache dir ($LFAGENT_CACHE, else ~/.cache/lfagent), checked for
 size and sha256, and marked with `<file>.sha256-ok` so later loads skip re-hashing.
 """
 from __future__ import annotations
@@ -48,7 +48,10 @@ _ALTERNATIVES = ("point lfagent at another model file with --llm local:/path/mod
 
 
 def model_cache_dir() -> Path:
-    return Path(os.environ.get("LFAGENT_CACHE") or Path.home() / ".cache" / "lfagent" / "models")
+    """Where model files are assembled: `models/` in lfagent's cache dir, like every other cache."""
+    from lfagent.data.embed import default_cache_dir
+
+    return default_cache_dir() / "models"
 
 
 def _chunk_path(dist: str, model: ChunkedModel) -> Path:

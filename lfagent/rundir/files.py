@@ -64,10 +64,19 @@ class RunModel(BaseModel):
         return spec
 
 
+def _readable_tmp(path: Path) -> tuple[int, str]:
+    """A temporary file beside `path` with the permissions a plain open() would give (mkstemp's are 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
+
 def write_json_atomic(path: Path, data) -> None:
     """Write then rename, so a kill never leaves a half-written file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = _readable_tmp(path)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=1, ensure_ascii=False, default=jsonable)
     os.replace(tmp, path)
@@ -75,7 +84,7 @@ def write_json_atomic(path: Path, data) -> None:
 
 def write_jsonl_atomic(path: Path, rows) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = _readable_tmp(path)
     count = 0
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         for row in rows:
