@@ -112,7 +112,8 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
         args = TrainingArguments(output_dir=tmp, batch_size=batch_size, num_epochs=epochs,
                                  num_iterations=pair_iterations, seed=seed,
                                  max_steps=-1 if max_steps is None else int(max_steps), save_strategy="no",
-                                 report_to="none", show_progress_bar=False, logging_strategy="no")
+                                 report_to="none", show_progress_bar=False, logging_strategy="no",
+                                 logging_first_step=False)
         trainer = Trainer(model=model, args=args,
                           train_dataset=Dataset.from_dict({"text": list(texts), "label": labels}))
         trainer.st_trainer.remove_callback(ProgressCallback)
