@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", type=_csv, default=None,
                         help="comma-separated: youtube,sms,trec,goemotions (default: all four)")
     parser.add_argument("--systems", type=_csv, default=None,
-                        help="comma-separated: lfagent-none,lr-seeds,wrench-mv,wrench-lfagent-lm,wrench-snorkel,"
+                        help="comma-separated: lfagent-none,lr-seeds,setfit-seeds,wrench-mv,wrench-lfagent-lm,wrench-snorkel,"
                              "lfagent-local,lfagent-openai:MODEL,lfagent-llm (= lfagent with --llm),zeroshot, "
                              "lfagent-expert,lfagent-liar,expert-label-all (simulated LLMs, evals/simulated/) "
                              "(default: the systems needing no LLM, plus lfagent-llm and zeroshot when --llm is given)")
@@ -69,8 +69,8 @@ def build_config(args: argparse.Namespace):
 def _check_systems(systems: list[str]) -> None:
     from lfagent.errors import InputError
 
-    known = {"lr-seeds", "lr-seeds-default", "zeroshot", "wrench-mv", "wrench-lfagent-lm", "wrench-snorkel",
-             "expert-label-all"}
+    known = {"lr-seeds", "lr-seeds-default", "setfit-seeds", "zeroshot", "wrench-mv", "wrench-lfagent-lm",
+             "wrench-snorkel", "expert-label-all"}
     unknown = [s for s in systems if s not in known and not s.startswith("lfagent-")]
     if unknown:
         raise InputError(f"unknown system(s) {unknown}; known: {sorted(known)} and lfagent-<LLM SPEC>")

@@ -4,6 +4,8 @@
                       lfagent-local, lfagent-openai:MODEL, ...)
 - lr-seeds            logistic regression on MiniLM embeddings of the seeds (C=10, balanced: a tuned baseline)
 - lr-seeds-default    the same with sklearn's defaults (C=1, no class weights)
+- setfit-seeds        MiniLM fine-tuned on the seeds with SetFit's recipe + balanced logistic head
+                      (lfagent/fit/fewshot.py; needs the `embed` extra)
 - zeroshot            the LLM labels each test record from a short prompt listing the classes
 - lfagent-expert / lfagent-liar / expert-label-all
                       simulated LLMs behind a real OpenAI-compatible server (see evals/simulated/systems.py)
@@ -68,6 +70,8 @@ def run_system(system: str, ctx: DrawContext) -> SystemOutput:
         out = run_lr_seeds(ctx)
     elif system == "lr-seeds-default":  # sklearn's defaults: C=1, no class weights
         out = run_lr_seeds(ctx, C=1.0, balanced=False)
+    elif system == "setfit-seeds":
+        out = run_setfit_seeds(ctx)
     elif system == "zeroshot":
         out = run_zeroshot(ctx)
     elif system in WRENCH_SYSTEMS:
@@ -158,6 +162,18 @@ def run_lr_seeds(ctx: DrawContext, *, C: float = 10.0, balanced: bool = True) ->
     n = len(data.test)
     return SystemOutput(test_probs=probs[:n], test_covered=np.ones(n, bool), test_rows=np.arange(n),
                         train_probs=probs[n:], train_covered=np.ones(len(draw.extra_rows), bool))
+
+
+def run_setfit_seeds(ctx: DrawContext) -> SystemOutput:
+    from lfagent.fit.fewshot import FewShotExpert
+
+    data, draw = ctx.data, ctx.draw
+    expert = FewShotExpert(k=data.k, multi_label=data.multi_label, seed=draw.seed)
+    expert.fit(ctx.train_texts(draw.seed_rows), ctx.seed_labels())
+    n = len(data.test)
+    # Test rows only: the end model on silver train rows does not apply to a seeds-only classifier.
+    return SystemOutput(test_probs=expert.predict_proba(data.test.texts), test_covered=np.ones(n, bool),
+                        test_rows=np.arange(n))
 
 
 # ---- WRENCH human LFs ------------------------------------------------------------------------------

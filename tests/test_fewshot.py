@@ -1,0 +1,103 @@
+"""The few-shot expert (lfagent/fit/fewshot.py) on tiny data: a handful of optimiser steps each."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("setfit")
+
+from lfagent.errors import InputError  # noqa: E402
+from lfagent.fit.fewshot import FewShotExpert, cross_fitted_proba, fold_ids  # noqa: E402
+
+pytestmark = pytest.mark.slow  # each fit loads and fine-tunes MiniLM: seconds to tens of seconds
+
+SPORT = ["the team won the match", "a great goal in the final minute", "the striker scored twice",
+         "the coach praised the defence", "fans cheered the home side", "the league title race is close"]
+FOOD = ["this soup needs more salt", "bake the bread for an hour", "fresh basil makes the sauce",
+        "the recipe calls for two eggs", "fry the onions until golden", "a spoon of sugar in the dough"]
+TECH = ["the laptop battery drains fast", "update the phone software", "the new chip is faster",
+        "restart the router to fix wifi", "the app crashes on launch", "install the graphics driver"]
+TEXTS = SPORT + FOOD + TECH
+Y = np.repeat([0, 1, 2], 6)
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def expert():
+    return FewShotExpert(k=3, seed=0, max_steps=STEPS).fit(TEXTS, Y)
+
+
+def test_shapes_and_normalisation(expert):
+    emb = expert.encode(TEXTS[:5])
+    assert emb.shape == (5, 384) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    probs = expert.predict_proba(["the goalkeeper saved a penalty", "boil the pasta"])
+    assert probs.shape == (2, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    # texts and their embeddings give the same answer
+    np.testing.assert_allclose(expert.predict_proba(emb), expert.predict_proba(TEXTS[:5]), atol=1e-6)
+    # the head fits its own training seeds (an easy three-topic task)
+    assert (expert.predict_proba(TEXTS).argmax(axis=1) == Y).mean() >= 0.9
+
+
+def test_head_matches_sklearn(expert):
+    from sklearn.linear_model import LogisticRegression
+
+    emb = expert.encode(TEXTS)
+    ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=0).fit(emb, Y)
+    np.testing.assert_allclose(expert.predict_proba(emb), ref.predict_proba(emb), atol=1e-6)
+
+
+def test_save_load_identical(expert, tmp_path):
+    expert.save(tmp_path / "fs")
+    again = FewShotExpert.load(tmp_path / "fs")
+    probe = ["the referee blew the whistle", "knead the dough", "charge the phone"]
+    np.testing.assert_allclose(again.predict_proba(probe), expert.predict_proba(probe), atol=1e-6)
+    assert not list((tmp_path / "fs").rglob("*.pkl"))
+
+
+def test_same_seed_same_output(expert):
+    other = FewShotExpert(k=3, seed=0, max_steps=STEPS).fit(TEXTS, Y)
+    probe = ["a late winner in extra time", "slice the tomatoes"]
+    np.testing.assert_allclose(other.predict_proba(probe), expert.predict_proba(probe), atol=1e-6)
+
+
+def test_multi_label():
+    y = np.zeros((len(TEXTS), 3), int)
+    y[np.arange(len(TEXTS)), Y] = 1
+    y[:, 2] = 0  # a class never on: its head is the constant 0
+    model = FewShotExpert(k=3, multi_label=True, seed=1, max_steps=2).fit(TEXTS, y)
+    probs = model.predict_proba(TEXTS[:4])
+    assert probs.shape == (4, 3) and np.all((probs >= 0) & (probs <= 1))
+    np.testing.assert_array_equal(probs[:, 2], 0.0)
+
+
+def test_shuffled_labels_give_chance_crossfit():
+    """With labels unrelated to the texts the honest figure stays near chance: no training seed leaks in."""
+    rng = np.random.default_rng(3)
+    texts = TEXTS + [f"{t}, again" for t in TEXTS]  # distinct texts, so shuffled labels can be memorised
+    y = rng.permutation(np.repeat([0, 1], len(texts) // 2))
+    probs = cross_fitted_proba(texts, y, k=2, folds=2, seed=0, max_steps=STEPS)
+    acc = (probs.argmax(axis=1) == y).mean()
+    # 36 rows: chance is 0.5 (sd ~0.08); an expert scoring seeds it trained on would be near 1.0
+    assert acc <= 0.75
+    # while an expert scored on its own training rows does fit those shuffled labels (weak regularisation)
+    fitted = FewShotExpert(k=2, seed=0, C=100.0, max_steps=STEPS).fit(texts, y)
+    assert (fitted.predict_proba(texts).argmax(axis=1) == y).mean() >= 0.85
+
+
+def test_fold_ids_stratified():
+    y = np.repeat([0, 1, 2], [7, 2, 1])
+    fold = fold_ids(y, 2, seed=0)
+    for c in (0, 1):
+        assert set(fold[y == c]) == {0, 1}
+    assert abs((fold == 0).sum() - (fold == 1).sum()) <= 1
+
+
+def test_bad_input_is_named():
+    with pytest.raises(InputError, match="3 texts but 2 labels"):
+        FewShotExpert(k=2).fit(["a", "b", "c"], [0, 1])
+    with pytest.raises(InputError, match=r"class indices in \[0, 2\)"):
+        FewShotExpert(k=2).fit(["a", "b", "c"], [0, 1, 5])
+    with pytest.raises(InputError, match="not a saved few-shot expert"):
+        FewShotExpert.load("/nonexistent/fs")
