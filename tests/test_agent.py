@@ -89,10 +89,12 @@ def test_budget_stops_the_loop(tmp_path, server):
 def test_resume_pays_no_call_twice(tmp_path, server):
     task = small_task(tmp_path)
     run_dir = tmp_path / "run"
-    run_agent(task, run_dir, llm="openai:test-model", rounds=1, embed=False)
+    # No record annotation: by default it would label this whole small pool, leaving the code LF nothing to
+    # add (annotation's own resume is in test_annotate.py).
+    run_agent(task, run_dir, llm="openai:test-model", rounds=1, embed=False, annotate=0)
     first = server.chat_count
     bodies = [json.dumps(b, sort_keys=True) for b in server.requests]
-    run_agent(task, run_dir, llm="openai:test-model", rounds=2, embed=False)
+    run_agent(task, run_dir, llm="openai:test-model", rounds=2, embed=False, annotate=0)
     new = [json.dumps(b, sort_keys=True) for b in server.requests[first:]]
     assert new, "round 2 asked nothing"
     assert not set(new) & set(bodies), "a request from round 1 was sent again"

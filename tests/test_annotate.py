@@ -169,7 +169,8 @@ def test_records_are_labelled_in_batches_and_the_labels_enter_as_one_kept_lf(exp
 
     asked = _label_requests(expert_run["requests"])
     store = RunStore(expert_run["run_dir"])
-    seeds = {text_key(json.loads(line)["text"]) for line in (EXAMPLE_TASK.parent / "seeds.jsonl").read_text().splitlines()}
+    seed_file = EXAMPLE_TASK.parent / "seeds.jsonl"
+    seeds = {text_key(json.loads(line)["text"]) for line in seed_file.read_text().splitlines()}
     assert len(asked) == math.ceil((len(seeds) + 45) / 10)  # each distinct seed text, then the records
     assert sum(map(_records_in, asked)) == len(seeds) + 45 and max(map(_records_in, asked)) == 10
     [(lf, status, _, reason)] = [entry for entry in store.lfs() if entry[0].name == ANNOTATION_LF]

@@ -62,8 +62,10 @@ def agent_rounds(session, *, rounds: int = 3, settings: LoopSettings | None = No
             raise
         say(f"round {round_}: {len(report.added)} new LFs, {len(report.rejected)} rejected; scoring them")
         # From the store, not the report: a resumed round re-asks (cached) and finds its LFs already there.
+        # The LLM's record labels are not screened (see annotate_once).
         screened = screen_new_lfs(session, [lf.name for lf, *_ in store.lfs()
-                                            if lf.provenance.source.startswith("llm") and lf.provenance.round == round_])
+                                            if lf.provenance.source.startswith("llm") and lf.kind != "lookup"
+                                            and lf.provenance.round == round_])
         if screened:
             say(f"round {round_}: {len(screened)} LFs dropped for lowering the cross-fitted seed accuracy")
         metrics = session.fit()
