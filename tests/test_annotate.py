@@ -275,3 +275,17 @@ def test_kill_9_during_annotation_then_resume_pays_no_call_twice(tmp_path):
     assert store.get_meta("annotation")["labelled"] == 60 and (run_dir / "silver.jsonl").is_file()
     assert "record labels: 16 calls" in resumed.stdout
 
+
+
+def test_held_out_seeds_see_the_lookup_lf_as_often_as_silver_rows_do():
+    from lfagent.fit.crossfit import seen_as_unlabeled
+
+    keyword = LabelingFunction(name="kw", kind="keywords", keywords=["x"], label="SPAM")
+    lfs = [keyword, _lookup_lf(x="SPAM")]
+    L_seed = np.zeros((1000, 2), dtype=np.int16)  # both vote on every seed
+    L_unl = np.full((500, 2), -1, dtype=np.int16)
+    L_unl[:50, 1] = 1  # the lookup votes on a tenth of the unlabeled rows
+    seen = seen_as_unlabeled(L_seed, L_unl, lfs, seed=0)
+    assert (seen[:, 0] == 0).all() and 0.07 < (seen[:, 1] != -1).mean() < 0.13
+    assert (seen == seen_as_unlabeled(L_seed, L_unl, lfs, seed=0)).all() and (L_seed == 0).all()
+    assert seen_as_unlabeled(L_seed, L_unl, [keyword, keyword], seed=0) is L_seed
