@@ -121,14 +121,14 @@ def read_silver(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarra
     return out
 
 
-def run_lfagent(ctx: DrawContext, llm: str) -> SystemOutput:
+def run_lfagent(ctx: DrawContext, llm: str, *, annotate: int | None = None) -> SystemOutput:
     from lfagent.agent.run import run_agent
 
     with tempfile.TemporaryDirectory(prefix="lfagent-eval-", dir=ctx.work_dir) as tmp:
         task_path = write_task_dir(Path(tmp) / "task", ctx)
         run_dir = Path(tmp) / "run"
         summary = run_agent(task_path, run_dir, llm=llm, rounds=ctx.rounds, max_llm_calls=ctx.max_llm_calls,
-                            seed=ctx.draw.seed, embed=True)
+                            seed=ctx.draw.seed, embed=True, annotate=annotate)
         silver = read_silver(run_dir / "silver.jsonl", ctx.data.class_names)
     test_probs, test_cov, test_decided = _lookup(silver, ctx.data.test.ids)
     train_probs, train_cov, train_decided = _lookup(silver, [ctx.data.train.ids[i] for i in ctx.draw.extra_rows])

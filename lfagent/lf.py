@@ -5,6 +5,9 @@ Kinds:
 - regex:     votes `label` when `pattern` matches (case-insensitive).
 - embedding: votes `label` when the record's max cosine similarity to `prototypes` reaches `threshold`.
 - code:      Python `def label(record) -> str | None`, run only inside the sandbox; may vote any class.
+- lookup:    votes `lookup[text_key(text)]` (a class name) for the texts it holds and abstains on every other
+             text; may vote any class. The LLM's labels of records enter the label model this way
+             (agent/annotate.py): as one more source weighed by its measured accuracy, never as gold.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ABSTAIN = -1
-LFKind = Literal["keywords", "regex", "embedding", "code"]
+LFKind = Literal["keywords", "regex", "embedding", "code", "lookup"]
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,79}$"
 
 
@@ -48,17 +51,19 @@ class LabelingFunction(BaseModel):
     prototypes: list[list[float]] = Field(default_factory=list)
     threshold: float | None = None
     source: str | None = None
+    lookup: dict[str, str] = Field(default_factory=dict)  # text_key(text) -> class name (kind "lookup")
     provenance: Provenance = Field(default_factory=lambda: Provenance(source="user"))
     description: str = ""
 
     @model_validator(mode="after")
     def _fields_match_kind(self):
         need = {"keywords": self.keywords, "regex": self.pattern, "code": self.source,
-                "embedding": self.prototypes and self.threshold is not None}
+                "embedding": self.prototypes and self.threshold is not None, "lookup": self.lookup}
         if not need[self.kind]:
-            raise ValueError(f"a {self.kind} LF needs its "
-                             f"{ {'keywords': 'keywords', 'regex': 'pattern', 'code': 'source', 'embedding': 'prototypes and threshold'}[self.kind] }")
-        if self.kind != "code" and self.label is None:
+            fields = {"keywords": "keywords", "regex": "pattern", "code": "source",
+                      "embedding": "prototypes and threshold", "lookup": "lookup (text key -> class name)"}
+            raise ValueError(f"a {self.kind} LF needs its {fields[self.kind]}")
+        if self.kind not in ("code", "lookup") and self.label is None:
             raise ValueError(f"a {self.kind} LF needs the class it votes (`label`)")
         if self.kind == "regex":
             try:
@@ -74,6 +79,8 @@ class LabelingFunction(BaseModel):
         body["source"] = normalised_code(self.source) if self.source else None
         if self.prototypes:
             body["prototypes"] = [[round(v, 5) for v in p] for p in self.prototypes]
+        if self.lookup:  # only when set: the fingerprints of the other kinds stay as they were
+            body["lookup"] = sorted(self.lookup.items())
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
     def summary(self) -> str:
@@ -85,6 +92,8 @@ class LabelingFunction(BaseModel):
             return f"/{self.pattern}/i -> {self.label}"
         if self.kind == "embedding":
             return f"cosine >= {self.threshold:.3f} to {len(self.prototypes)} prototype(s) -> {self.label}"
+        if self.kind == "lookup":
+            return f"{self.description or 'labels looked up by text'} ({len(self.lookup)} texts) -> any class"
         first = (self.description or "python label(record)").splitlines()[0]
         return f"{first} -> {self.label or 'any class'}"
 

@@ -47,6 +47,7 @@ class Session:
         self._llm = None
         self.limits = limits or LLMLimits()  # calls, tokens and prices for this session's LLM
         self.llm_round = 0  # the round the LLM's calls are recorded under (set by the proposal stage)
+        self.llm_purpose = "propose"  # what they are recorded as: "propose", or "annotate" (agent/annotate.py)
         self.result: PipelineResult | None = None
         self.seeds: Records = load_seeds(self.task)
         self.unlabeled: Records = load_unlabeled(self.task)
@@ -162,7 +163,7 @@ class Session:
         if response.cached:
             return
         cost = self._llm.budget.prices.cost(response.prompt_tokens, response.completion_tokens) if self._llm else 0.0
-        self.store.put_llm_call(canonical_request_key(request, "run"), round_=self.llm_round, purpose="propose",
+        self.store.put_llm_call(canonical_request_key(request, "run"), round_=self.llm_round, purpose=self.llm_purpose,
                                 request=request.model_dump(mode="json"), response=response.model_dump(mode="json"),
                                 prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
                                 cost=cost)
@@ -187,6 +188,13 @@ class Session:
     def refine(self, name: str, *, round_: int = 0):
         """Show an LF its false positives and misses on the seeds and ask for a better version."""
         return self.proposals(round_).refine(name)
+
+    def annotate(self, n: int, *, round_: int = 0):
+        """Have the LLM label `n` records the model is least sure of, and every seed; its labels become the
+        candidate LF `llm_annotations`, scored at the next fit (see agent/annotate.py)."""
+        from lfagent.agent.annotate import annotate_records
+
+        return annotate_records(self, n, round_=round_)
 
     def seed_members(self) -> np.ndarray:
         """n_seed x k bool: is seed i of class c."""

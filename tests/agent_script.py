@@ -51,6 +51,15 @@ def label(record):
 ```'''
 
 
+SPAM_CUES = re.compile(r"subscribe|check (?:it )?out|channel|http|\.com|visit|my video", re.IGNORECASE)
+
+
+def label_records(prompt: str) -> str:
+    """Answers a record-labelling prompt (lfagent/prompts/annotate.md) as numbered lines, by the spam cues."""
+    records = re.findall(r"^(\d+)\. (.*)$", prompt.split("Records:\n", 1)[1].split("\n\n", 1)[0], re.MULTILINE)
+    return "\n".join(f"{n}. {'SPAM' if SPAM_CUES.search(text) else 'HAM'}" for n, text in records)
+
+
 def last_user(body: dict) -> str:
     return [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
 
@@ -77,6 +86,8 @@ def respond(body: dict):
             found = [w for w in ("subscribe", "check out", "channel", "http", "my video") if w in text]
             return json.dumps(found + ["free money now"])
         return KEYWORDS  # the rules form, with an unknown class in it
+    if "Label each record" in prompt:
+        return label_records(prompt)
     if "Extract the concepts" in prompt:
         target = re.search(r"belong to class (\w+)", prompt).group(1)
         return CONCEPTS.get(target, "{not json")

@@ -1,6 +1,8 @@
 """The simulated-LLM systems of `python -m evals`; each starts its own server for the draw and stops it after.
 
 - lfagent-expert    lfagent run with `--llm openai:simulated-expert`, its openai backend pointed at the server
+                    (with an openai model, lfagent's default --annotate: the expert labels a few hundred records)
+- lfagent-expert-noannotate  the same with --annotate 0: what the LLM's LFs alone add
 - lfagent-liar      the same with the liar (every proposal and every record label wrong)
 - expert-label-all  the expert labels every test record, one call per record (autolabel's way): the
                     reference a user with a strong model would weigh lfagent against, with its calls
@@ -14,7 +16,8 @@ from evals.simulated.knowledge import knowledge_for_draw
 from evals.simulated.persona import PERSONAS
 from evals.simulated.server import SimulatedLLMServer
 
-SIMULATED_SYSTEMS = {"lfagent-expert": "expert", "lfagent-liar": "liar", "expert-label-all": "expert"}
+SIMULATED_SYSTEMS = {"lfagent-expert": "expert", "lfagent-expert-noannotate": "expert", "lfagent-liar": "liar",
+                     "expert-label-all": "expert"}
 
 
 def run_simulated(system: str, ctx) -> SystemOutput:
@@ -26,7 +29,7 @@ def run_simulated(system: str, ctx) -> SystemOutput:
             # The zero-shot prompt, one record per call, every test record; no cache shared across draws.
             out = run_zeroshot(dataclasses.replace(ctx, llm=server.llm_spec, llm_cache=None, zeroshot_limit=None))
         else:
-            out = run_lfagent(ctx, server.llm_spec)
+            out = run_lfagent(ctx, server.llm_spec, annotate=0 if system.endswith("-noannotate") else None)
         stats = server.stats
     out.extra = {**out.extra, "simulated": stats}
     return out

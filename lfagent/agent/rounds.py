@@ -18,6 +18,10 @@ class LoopSettings(BaseModel):
     concepts_in_round: int = 1  # concept extraction is asked once, in this round
     plateau_rounds: int = 2  # stop after this many rounds without improvement...
     min_improvement: float = 0.005  # ...of the cross-fitted seed accuracy by at least this
+    annotate: int = 0  # records the LLM labels (agent/annotate.py), once, after round `annotate_after`
+    # After round 1: its LLM LFs are in the fit, so the records chosen are those LFs leave uncertain; and
+    # the labels are paid for before later rounds, whose proposals add less, can spend the call budget.
+    annotate_after: int = 1
 
 
 def agent_rounds(session, *, rounds: int = 3, settings: LoopSettings | None = None) -> list[dict]:
@@ -35,7 +39,11 @@ def agent_rounds(session, *, rounds: int = 3, settings: LoopSettings | None = No
         stale = False
         store.finish_round(0, metrics.model_dump())
         history = [metrics.seed_accuracy]
+    annotated = False
     for round_ in range(1, settings.rounds + 1):
+        if round_ > settings.annotate_after and not annotated:  # a resumed run killed while annotating
+            annotated = True
+            stale = not annotate_once(session, settings) and stale
         if round_ in done:
             continue
         if stale:
@@ -54,14 +62,19 @@ def agent_rounds(session, *, rounds: int = 3, settings: LoopSettings | None = No
             raise
         say(f"round {round_}: {len(report.added)} new LFs, {len(report.rejected)} rejected; scoring them")
         # From the store, not the report: a resumed round re-asks (cached) and finds its LFs already there.
+        # The LLM's record labels are not screened (see annotate_once).
         screened = screen_new_lfs(session, [lf.name for lf, *_ in store.lfs()
-                                            if lf.provenance.source.startswith("llm") and lf.provenance.round == round_])
+                                            if lf.provenance.source.startswith("llm") and lf.kind != "lookup"
+                                            and lf.provenance.round == round_])
         if screened:
             say(f"round {round_}: {len(screened)} LFs dropped for lowering the cross-fitted seed accuracy")
         metrics = session.fit()
         store.finish_round(round_, {**metrics.model_dump(), "added": [lf.name for lf in report.added],
                                     "rejected": len(report.rejected), "llm_failures": len(report.failures)})
         history.append(metrics.seed_accuracy)
+        if round_ == settings.annotate_after and not report.budget_spent:
+            annotated = True
+            stale = not annotate_once(session, settings) and stale
         if report.budget_spent:
             say("stopping: LLM budget spent")
             store.event("stop", {"reason": "budget"})
@@ -70,9 +83,44 @@ def agent_rounds(session, *, rounds: int = 3, settings: LoopSettings | None = No
             say("stopping: cross-fitted seed accuracy has plateaued")
             store.event("stop", {"reason": "plateau"})
             break
+    if not annotated and annotate_once(session, settings):  # fewer rounds than annotate_after, or a stop
+        stale = False
     if stale or session.result is None:
         session.fit()
     return store.rounds()
+
+
+def annotate_once(session, settings: LoopSettings) -> bool:
+    """The LLM labels `settings.annotate` records once per run (see agent/annotate.py), then the model is
+    refit with its labels as one more LF. Its LF is not screened by cross-fitted accuracy: selection judges
+    its seed votes and the label model weighs it, as for any LF. Returns whether it refit."""
+    from lfagent.agent.annotate import DONE
+
+    store = session.store
+    if settings.annotate <= 0 or store.get_meta(DONE) is not None:
+        return False
+    session.say(f"annotation: the LLM labels {settings.annotate} records and the seeds")
+    report = session.annotate(settings.annotate, round_=settings.annotate_after)
+    if report.skipped:
+        session.say(f"annotation skipped: {report.skipped}")
+        store.set_meta(DONE, {"skipped": report.skipped})
+        return False
+    accuracy = "n/a" if report.seed_accuracy is None else f"{report.seed_accuracy:.2f}"
+    session.say(f"annotation: {report.labelled} of {report.asked} records and {report.seeds_labelled} of "
+                f"{report.seeds_asked} seeds labelled (right on {accuracy} of those seeds) in {report.calls} "
+                f"requests" + ("; the LLM budget ran out" if report.budget_spent else ""))
+    done = {"labelled": report.labelled, "seeds_labelled": report.seeds_labelled, "seeds_right": report.seeds_right,
+            "calls": report.calls, "budget_spent": report.budget_spent}
+    if report.lf is None:  # nothing labelled: nothing to refit with
+        store.set_meta(DONE, done)
+        return False
+    metrics = session.fit()
+    row = next(row for row in session.lfs if row["name"] == report.lf.name)
+    if row["status"] != "kept":
+        session.say(f"annotation: {row['name']} dropped: {row['reason']}")
+    # Done also when the budget ran out: the run goes on with the labels it got and does not ask again.
+    store.set_meta(DONE, {**done, "status": row["status"], "reason": row["reason"], "metrics": metrics.model_dump()})
+    return True
 
 
 def screen_new_lfs(session, names: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lfagent.errors import InputError
 from lfagent.rundir.files import write_json_atomic
 from lfagent.fit.fold_fit import PipelineConfig
 from lfagent.llm.budget import LLMLimits, Prices
@@ -15,9 +16,19 @@ from lfagent.session import Session
 
 def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds: int = 3,
               max_llm_calls: int | None = None, max_tokens: int | None = None, seed: int = 0, folds: int = 5,
-              embed: bool = True, progress=None, prices: tuple[float, float] = (0.0, 0.0)) -> dict:
-    """Run (or, on an existing run directory, continue) the agent and write the run's outputs."""
+              embed: bool = True, progress=None, prices: tuple[float, float] = (0.0, 0.0),
+              annotate: int | None = None) -> dict:
+    """Run (or, on an existing run directory, continue) the agent and write the run's outputs.
+
+    `annotate`: records the LLM labels once (agent/annotate.py); None: agent.annotate.default_annotate.
+    """
+    from lfagent.agent.annotate import default_annotate
+
     llm = llm or "auto"
+    if annotate is None:
+        annotate = default_annotate(llm)
+    elif annotate > 0 and llm == "none":
+        raise InputError("--annotate needs an LLM: give --llm local or --llm openai:MODEL")
     config = PipelineConfig(seed=seed, folds=folds)
     say = progress or (lambda message: None)
     limits = LLMLimits(max_calls=max_llm_calls, max_tokens=max_tokens,
@@ -27,11 +38,11 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
         session.store.set_meta("run_args", {"llm": llm, "rounds": rounds, "max_llm_calls": max_llm_calls,
                                             "max_tokens": max_tokens, "seed": seed, "folds": folds,
                                             "price_prompt": prices[0], "price_completion": prices[1],
-                                            "no_embeddings": not embed})
+                                            "no_embeddings": not embed, "annotate": annotate})
         if llm != "none":
-            from lfagent.agent.rounds import agent_rounds
+            from lfagent.agent.rounds import LoopSettings, agent_rounds
 
-            agent_rounds(session, rounds=rounds)
+            agent_rounds(session, settings=LoopSettings(rounds=rounds, annotate=annotate))
         else:
             say("mining LFs and fitting the label model")
             session.fit()
@@ -39,9 +50,14 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
         report = session.evaluate()
         summary = {"run_id": session.store.run_id, "metrics": report["cross_fitted_seeds"],
                    "test": report.get("test"), "n_silver": len(session.unlabeled),
-                   "llm": session.store.llm_usage() if llm != "none" else None}
+                   "llm": _usage(session.store) if llm != "none" else None}
         write_json_atomic(Path(run_dir) / "metrics.json", {**report, "llm": summary["llm"]})
         from lfagent.report import write_run_card  # matplotlib and friends: only when a run ends
 
         write_run_card(run_dir)
         return summary
+
+
+def _usage(store) -> dict:
+    """Calls, tokens and cost of the run's LLM, in all and by purpose (propose, annotate)."""
+    return {**store.llm_usage(), "by_purpose": store.llm_usage_by_purpose()}

@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "OPENAI_API_KEY/OPENAI_BASE_URL is set, else local)")
     parser.add_argument("--rounds", type=int, default=3, help="agent rounds (LLM runs only)")
     parser.add_argument("--max-llm-calls", type=int, default=None, help="stop asking the LLM after this many calls")
+    parser.add_argument("--annotate", type=int, default=None, metavar="N",
+                        help="records the LLM labels, once, after round 1; its labels enter as one more LF "
+                             "(llm_annotations), judged on the seeds it labels too (default: 300 with "
+                             "--llm openai:MODEL, 0 with local or none)")
     parser.add_argument("--max-tokens", type=int, default=None, help="stop after this many LLM tokens in total")
     parser.add_argument("--price-prompt", type=float, default=0.0, metavar="USD",
                         help="price per 1M prompt tokens, for the run's cost accounting")
@@ -60,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     summary = run_agent(task_path, run_dir, llm=args.llm, rounds=args.rounds, max_llm_calls=args.max_llm_calls,
                         max_tokens=args.max_tokens, seed=args.seed, folds=args.folds,
                         prices=(args.price_prompt, args.price_completion),
-                        embed=not args.no_embeddings, progress=progress)
+                        embed=not args.no_embeddings, progress=progress, annotate=args.annotate)
     print(_summary_text(run_dir, summary))
     return 0
 
@@ -81,9 +85,15 @@ def _dry_run(args) -> int:
     prices = (args.price_prompt, args.price_completion)
     plan = plan_run(task, load_seeds(task), rounds=args.rounds, max_llm_calls=args.max_llm_calls,
                     max_tokens=args.max_tokens, prices=prices, embed=not args.no_embeddings, seed=args.seed,
-                    model=llm.partition(":")[2] or None)
+                    model=llm.partition(":")[2] or None, annotate=_annotate_default(args, llm))
     print(format_plan(plan, llm=llm, prices=prices))
     return 0
+
+
+def _annotate_default(args, llm: str) -> int:
+    from lfagent.agent.annotate import default_annotate
+
+    return default_annotate(llm) if args.annotate is None else args.annotate
 
 
 def parser_defaults() -> dict:
@@ -124,6 +134,14 @@ def _summary_text(run_dir: Path, summary: dict) -> str:
     if summary.get("llm"):
         u = summary["llm"]
         lines.append(f"LLM: {u['calls']} calls, {u['prompt_tokens'] + u['completion_tokens']} tokens, "
-                     f"${u['cost']:.4f}")
+                     f"${u['cost']:.4f}" + _annotation_cost(u.get("by_purpose") or {}))
     lines.append(f"wrote {run_dir / 'silver.jsonl'} ({summary['n_silver']} records), lfs.txt, metrics.json")
     return "\n".join(lines)
+
+
+def _annotation_cost(by_purpose: dict) -> str:
+    a = by_purpose.get("annotate")
+    if not a:
+        return ""
+    return (f" (of which record labels: {a['calls']} calls, {a['prompt_tokens'] + a['completion_tokens']} tokens, "
+            f"${a['cost']:.4f})")

@@ -64,12 +64,13 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
     # Repeated for every screened LF: a bar while it runs, no line left behind.
     fits = counter(progress, "mining and fitting", len(folds) + 1,
                    unit="fits", summary=False)
-    for test in folds:
+    for f, test in enumerate(folds):
         train = np.setdiff1d(np.arange(n), test)
         model = fit_once(corpus, train, config, extra=extra, pins=pins, votes=votes)
-        L_seed, _ = votes.matrices(model.lfs)
+        L_seed, L_unl = votes.matrices(model.lfs)
         emb = None if corpus.seed_emb is None else corpus.seed_emb[test]
-        raw_heldout[test], heldout_covered[test] = model.predict(L_seed[test], emb)
+        seen = seen_as_unlabeled(L_seed[test], L_unl, model.lfs, seed=config.seed + f)
+        raw_heldout[test], heldout_covered[test] = model.predict(seen, emb)
         fold_kept.append([lf.name for lf in model.lfs])
         fits.advance()
     heldout = _cross_calibrated(raw_heldout, corpus, folds)
@@ -88,10 +89,28 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
                           heldout_probs=heldout, votes=votes, fold_kept=fold_kept)
 
 
+def seen_as_unlabeled(L_seed: np.ndarray, L_unl: np.ndarray, lfs: list[LabelingFunction], *,
+                      seed: int) -> np.ndarray:
+    """Seed votes as a silver row would see them. A lookup LF (the LLM's record labels) votes on every seed,
+    which it labels so that it can be judged, but only on the few unlabeled records chosen; predicted with all
+    of those votes, held-out seeds would be covered better than silver rows are, and the calibrator fitted on
+    them and the figures reported would be too confident. Each of its seed votes is kept with the share of
+    unlabeled rows it votes on (seeded); its votes still count in full where it is judged and weighed."""
+    lookup = [j for j, lf in enumerate(lfs) if lf.kind == "lookup"]
+    if not lookup:
+        return L_seed
+    L_seed = L_seed.copy()
+    rng = np.random.default_rng(seed)
+    for j in lookup:
+        rate = float((L_unl[:, j] != -1).mean()) if len(L_unl) else 0.0
+        L_seed[rng.random(len(L_seed)) >= rate, j] = -1
+    return L_seed
+
+
 def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> np.ndarray:
     """Calibrate each fold's held-out predictions with a calibrator fitted on the other folds."""
     out = np.zeros_like(raw)
-    for test in folds:
+    for f, test in enumerate(folds):
         train = np.setdiff1d(np.arange(len(raw)), test)
         out[test] = fit_calibrator(raw[train], corpus.seed_y[train], multi_label=corpus.multi_label).transform(raw[test])
     return out
@@ -100,7 +119,7 @@ def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) 
 def _cross_decided(heldout: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> np.ndarray:
     """Multi-label decisions per fold with thresholds chosen on the other folds only."""
     out = np.zeros(heldout.shape, dtype=bool)
-    for test in folds:
+    for f, test in enumerate(folds):
         train = np.setdiff1d(np.arange(len(heldout)), test)
         out[test] = heldout[test] >= np.asarray(f1_thresholds(heldout[train], corpus.seed_y[train]))
     return out

@@ -23,7 +23,7 @@ from lfagent.data.dataset import Records
 from lfagent.llm.base import ChatRequest
 from lfagent.task import TaskSpec
 
-KINDS = ("guideline", "code LF", "keywords", "concepts", "refine")
+KINDS = ("guideline", "code LF", "keywords", "concepts", "refine", "labels")
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators per chat message, as OpenAI counts them
 KEPT_LF_LINES = 12  # PromptContext shows at most this many kept LFs
 KEPT_LF_LINE = "kw_{c}_0000: any of 'xxxxxxxx', 'xxxxxxxxxx', 'xxxxxxx' -> {c} (seed accuracy 0.950)"
@@ -131,14 +131,34 @@ def schedule(task: TaskSpec, seeds: Records, *, rounds: int, embed: bool, seed: 
         request = code_request(context, names[0], sample=0).model_copy(update={"max_tokens": 260})
         request.messages[1] = request.messages[1].model_copy(update={"content": refine})
         add("refine", round_, [request], guideline_tokens + code_tokens)
+        if round_ == min(settings.annotate_after, settings.rounds) and settings.annotate > 0 and not task.multi_label:
+            add("labels", round_, label_requests(task, seeds, settings.annotate))
     return calls
+
+
+def label_requests(task: TaskSpec, seeds: Records, n: int) -> list[ChatRequest]:
+    """The record-labelling requests of --annotate N: every distinct seed, then N records whose texts are
+    unknown before the run, counted at the longest text a prompt shows (agent/annotate.py)."""
+    from lfagent.agent.annotate import BATCH_SIZE
+    from lfagent.lf import text_key
+    from lfagent.propose.llm_labels import MAX_RECORD_CHARS, labels_request
+    from lfagent.propose.prompting import PromptContext
+
+    distinct = {text_key(text): text for text in reversed(seeds.texts)}  # the first of each, as annotate asks
+    texts = [distinct[key] for key in dict.fromkeys(text_key(t) for t in seeds.texts)] + ["x" * MAX_RECORD_CHARS] * n
+    context = PromptContext(task=task, examples={})
+    return [labels_request(context, texts[i:i + BATCH_SIZE]) for i in range(0, len(texts), BATCH_SIZE)]
 
 
 def plan_run(task: TaskSpec, seeds: Records, *, rounds: int = 3, max_llm_calls: int | None = None,
              max_tokens: int | None = None, prices: tuple[float, float] = (0.0, 0.0), embed: bool = True,
-             seed: int = 0, model: str | None = None, settings=None) -> RunPlan:
+             seed: int = 0, model: str | None = None, settings=None, annotate: int = 0) -> RunPlan:
     """The most a run with these settings sends to the LLM (see the module's docstring for the bounds)."""
     count, estimate = token_counter(model)
+    if settings is None:
+        from lfagent.agent.rounds import LoopSettings
+
+        settings = LoopSettings(rounds=rounds, annotate=annotate)
     planned = schedule(task, seeds, rounds=rounds, embed=embed, seed=seed, count=count, settings=settings)
     sent, limited_by, used, batch_start, last_batch = [], None, 0, 0, None
     for call in planned:

@@ -116,6 +116,14 @@ class RunStore:
                               "COALESCE(SUM(cost),0) FROM llm_calls WHERE response IS NOT NULL").fetchone()
         return {"calls": row[0], "prompt_tokens": row[1], "completion_tokens": row[2], "cost": row[3]}
 
+    def llm_usage_by_purpose(self) -> dict[str, dict]:
+        """llm_usage split by what the calls were for ("propose", "annotate")."""
+        rows = self.db.execute("SELECT purpose, COUNT(*), COALESCE(SUM(prompt_tokens),0), "
+                               "COALESCE(SUM(completion_tokens),0), COALESCE(SUM(cost),0) FROM llm_calls "
+                               "WHERE response IS NOT NULL GROUP BY purpose ORDER BY purpose").fetchall()
+        return {purpose or "propose": {"calls": c, "prompt_tokens": p, "completion_tokens": t, "cost": cost}
+                for purpose, c, p, t, cost in rows}
+
     # -- rounds
     def start_round(self, round_: int) -> None:
         self.db.execute("INSERT OR REPLACE INTO rounds (round, status, started) VALUES (?, 'running', ?)",

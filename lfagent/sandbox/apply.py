@@ -1,6 +1,6 @@
 """Apply LFs to records and build the label matrix L (n x m, -1 = abstain).
 
-Trusted declarative kinds (keywords, embedding, and regexes that a person or the miner wrote) run here.
+Trusted declarative kinds (keywords, embedding, lookup, and regexes that a person or the miner wrote) run here.
 Python code, and regexes an LLM wrote (a pattern can backtrack for hours), run only in the sandbox pool.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lfagent.lf import ABSTAIN, LabelingFunction
+from lfagent.lf import ABSTAIN, LabelingFunction, text_key
 
 TRUSTED_SOURCES = ("mined", "user", "human")
 
@@ -36,7 +36,7 @@ def _regex(pattern: str) -> re.Pattern:
 
 
 def is_trusted(lf: LabelingFunction) -> bool:
-    if lf.kind in ("keywords", "embedding"):
+    if lf.kind in ("keywords", "embedding", "lookup"):
         return True
     if lf.kind == "regex":
         return lf.provenance.source.split(":")[0] in TRUSTED_SOURCES
@@ -55,6 +55,16 @@ def keyword_needles(keywords: list[str]) -> tuple[str, ...] | None:
     """Lower-case substrings every match must contain, for a cheap test before the regex (None: no test)."""
     needles = tuple(k.split()[0].lower() for k in keywords if k.strip())
     return needles if needles and all(n.isascii() for n in needles) else None
+
+
+def lookup_column(lf: LabelingFunction, texts: list[str], class_names: list[str]) -> np.ndarray:
+    """Votes of a lookup LF: the class it holds for each text's key, abstain on texts it never saw."""
+    index = {name: c for c, name in enumerate(class_names)}
+    unknown = sorted({name for name in lf.lookup.values() if name not in index})
+    if unknown:
+        raise ValueError(f"LF {lf.name} votes unknown class(es) {unknown}; classes are {class_names}")
+    codes = {key: index[name] for key, name in lf.lookup.items()}
+    return np.fromiter((codes.get(text_key(t), ABSTAIN) for t in texts), dtype=np.int16, count=len(texts))
 
 
 def vote_column(lf: LabelingFunction, texts: list[str], class_index: int,
@@ -94,7 +104,9 @@ def apply_lfs(lfs: list[LabelingFunction], texts: list[str], class_names: list[s
     sandboxed: list[tuple[int, LabelingFunction]] = []
     lowered = [t.lower() for t in texts] if sum(lf.kind == "keywords" for lf in lfs) > 1 else None
     for j, lf in enumerate(lfs):
-        if is_trusted(lf):
+        if lf.kind == "lookup":
+            L[:, j] = lookup_column(lf, texts, class_names)
+        elif is_trusted(lf):
             L[:, j] = vote_column(lf, texts, class_names.index(lf.label), embeddings, lowered)
         else:
             sandboxed.append((j, lf if lf.kind == "code" else regex_as_code(lf)))
