@@ -33,12 +33,13 @@ def fit_run(task: Path, run_dir: Path, embed: bool) -> dict:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    os.environ["LFAGENT_CACHE"] = str(tmp_path_factory.mktemp("cache"))  # before Ray starts: workers inherit it
-    base = tmp_path_factory.mktemp("runs")
-    ge = goemotions_task(base / "ge", n_seeds=100, n_unlabeled=300)
-    return {("youtube", True): fit_run(EXAMPLE_TASK, base / "yt-emb", True),
-            ("youtube", False): fit_run(EXAMPLE_TASK, base / "yt", False),
-            ("goemotions", True): fit_run(ge, base / "ge-emb", True)}
+    with pytest.MonkeyPatch.context() as env:  # set before Ray starts: its workers inherit it
+        env.setenv("LFAGENT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        base = tmp_path_factory.mktemp("runs")
+        ge = goemotions_task(base / "ge", n_seeds=100, n_unlabeled=300)
+        yield {("youtube", True): fit_run(EXAMPLE_TASK, base / "yt-emb", True),
+               ("youtube", False): fit_run(EXAMPLE_TASK, base / "yt", False),
+               ("goemotions", True): fit_run(ge, base / "ge-emb", True)}
 
 
 @pytest.fixture(autouse=True)
