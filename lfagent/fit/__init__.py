@@ -1,4 +1,5 @@
-"""Aggregation: label votes -> class probabilities (majority vote, Dawid-Skene EM, Snorkel's estimator), calibration, ECE."""
+"""The fit: label models (majority vote, Dawid-Skene EM, Snorkel's estimator), calibration and ECE, the embedding
+expert, cross-fitting, and the labeler every face calls (labeler.py)."""
 from lfagent.fit.calibrate import (
     IsotonicCalibrator, PlattScaler, ReliabilityBin, TemperatureScaler, binary_expected_calibration_error,
     cross_fit_calibrated_probs, expected_calibration_error, make_calibrator,
