@@ -42,7 +42,7 @@ class Session:
         self.say = progress or (lambda message: None)
         self._pool = pool
         self._own_pool = False
-        self.uses_embeddings = embed and not self._embeddings_unavailable(embed)
+        self.uses_embeddings = embed and not self._embeddings_unavailable()
         self.llm_spec = llm or "auto"
         self._llm = None
         self.limits = limits or LLMLimits()  # calls, tokens and prices for this session's LLM
@@ -54,11 +54,11 @@ class Session:
         self.corpus = self._build_corpus()
         self.votes = VoteCache(self.corpus, lambda: self.pool, progress=self.say)
 
-    def _embeddings_unavailable(self, wanted: bool) -> bool:
+    def _embeddings_unavailable(self) -> bool:
         """A core install has no embedder: the run goes on without embeddings and says so once."""
         from lfagent.data.embed import embeddings_missing
 
-        why = embeddings_missing() if wanted else None
+        why = embeddings_missing()
         if why:
             import warnings
 
@@ -69,13 +69,12 @@ class Session:
     def _build_corpus(self) -> Corpus:
         seed_emb = unl_emb = class_emb = embed = None
         if self.uses_embeddings:
+            from lfagent.counting import counter, reporter
             from lfagent.data.embed import Embedder, default_cache_dir
 
             # A resumed run keeps the encoder it started with: its LFs' prototypes live in that space.
             embedder = Embedder(default_cache_dir() / "embeddings.sqlite", embedder=self.store.get_meta("embedder"))
             self.store.set_meta("embedder", embedder.name)
-            from lfagent.counting import counter, reporter
-
             with counter(self.say, f"embedding ({embedder.name})", len(self.seeds) + len(self.unlabeled)) as count:
                 seed_emb = embedder.encode(self.seeds.texts, progress=reporter(count))
                 unl_emb = embedder.encode(self.unlabeled.texts, progress=reporter(count))

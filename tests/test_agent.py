@@ -19,15 +19,20 @@ from lfagent.rundir.store import RunStore
 pytestmark = pytest.mark.slow
 
 
-def small_task(tmp_path: Path, n_unlabeled: int = 300) -> Path:
+def small_task(tmp_path: Path, n_unlabeled: int = 300, *, test: bool = True) -> Path:
+    """The example task with fewer unlabeled rows, and 200 test rows or (test=False) none."""
     folder = tmp_path / "task"
     folder.mkdir()
     src = EXAMPLE_TASK.parent
     (folder / "seeds.jsonl").write_text((src / "seeds.jsonl").read_text())
     lines = (src / "unlabeled.jsonl").read_text().splitlines()[:n_unlabeled]
     (folder / "unlabeled.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "test.jsonl").write_text("\n".join((src / "test.jsonl").read_text().splitlines()[:200]) + "\n")
-    (folder / "task.yaml").write_text((src / "task.yaml").read_text())
+    task = (src / "task.yaml").read_text()
+    if test:
+        (folder / "test.jsonl").write_text("\n".join((src / "test.jsonl").read_text().splitlines()[:200]) + "\n")
+    else:
+        task = task.replace("test: test.jsonl", "")
+    (folder / "task.yaml").write_text(task)
     return folder / "task.yaml"
 
 

@@ -3,13 +3,12 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from agent_script import last_user, respond
+from agent_script import last_user
 from conftest import EXAMPLE_TASK, REPO
-from llm_server import ScriptedLLMServer
+from test_agent import server, small_task  # noqa: F401 (server is a fixture)
 from lfagent.agent.run import run_agent
 from lfagent.data.dataset import load_seeds
 from lfagent.llm.plan import plan_run
@@ -18,25 +17,6 @@ from lfagent.task import load_task
 KIND_MARKERS = {"guideline": "labeling guideline", "code LF": "Write a Python function",
                 "keywords": "Which words or short phrases", "concepts": "Extract the concepts",
                 "refine": "Rewrite `label(record)`", "labels": "Label each record above"}
-
-
-def small_task(tmp_path: Path, n_unlabeled: int = 200) -> Path:
-    folder = tmp_path / "task"
-    folder.mkdir()
-    src = EXAMPLE_TASK.parent
-    (folder / "seeds.jsonl").write_text((src / "seeds.jsonl").read_text())
-    lines = (src / "unlabeled.jsonl").read_text().splitlines()[:n_unlabeled]
-    (folder / "unlabeled.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "task.yaml").write_text((src / "task.yaml").read_text().replace("test: test.jsonl", ""))
-    return folder / "task.yaml"
-
-
-@pytest.fixture
-def server(monkeypatch):
-    with ScriptedLLMServer(responder=respond) as srv:
-        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-        yield srv
 
 
 def kind_of(body: dict) -> str:
@@ -53,7 +33,7 @@ def chars_over_4(body: dict) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("max_llm_calls", [None, 7])
 def test_plan_counts_the_calls_a_scripted_run_makes(tmp_path, server, max_llm_calls):
-    task_path = small_task(tmp_path)
+    task_path = small_task(tmp_path, 200, test=False)
     task = load_task(task_path)
     plan = plan_run(task, load_seeds(task), rounds=2, max_llm_calls=max_llm_calls, embed=False, annotate=30)
     run_agent(task_path, tmp_path / "run", llm="openai:test-model", rounds=2, max_llm_calls=max_llm_calls,

@@ -110,7 +110,7 @@ def seen_as_unlabeled(L_seed: np.ndarray, L_unl: np.ndarray, lfs: list[LabelingF
 def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> np.ndarray:
     """Calibrate each fold's held-out predictions with a calibrator fitted on the other folds."""
     out = np.zeros_like(raw)
-    for f, test in enumerate(folds):
+    for test in folds:
         train = np.setdiff1d(np.arange(len(raw)), test)
         out[test] = fit_calibrator(raw[train], corpus.seed_y[train], multi_label=corpus.multi_label).transform(raw[test])
     return out
@@ -119,7 +119,7 @@ def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) 
 def _cross_decided(heldout: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> np.ndarray:
     """Multi-label decisions per fold with thresholds chosen on the other folds only."""
     out = np.zeros(heldout.shape, dtype=bool)
-    for f, test in enumerate(folds):
+    for test in folds:
         train = np.setdiff1d(np.arange(len(heldout)), test)
         out[test] = heldout[test] >= np.asarray(f1_thresholds(heldout[train], corpus.seed_y[train]))
     return out
