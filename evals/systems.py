@@ -1,7 +1,8 @@
 """The systems under test. Each takes a `DrawContext` and returns a `SystemOutput` (see metrics.py).
 
 - lfagent-<LLM SPEC>  lfagent itself, in-process, on a task written for the draw (lfagent-none,
-                      lfagent-local, lfagent-openai:MODEL, ...)
+                      lfagent-local, lfagent-openai:MODEL, ...), in its default configuration (the expert
+                      fine-tuned on the seeds); `lfagent-<LLM SPEC>+frozen` with the frozen-MiniLM expert
 - lr-seeds            logistic regression on MiniLM embeddings of the seeds (C=10, balanced: a tuned baseline)
 - lr-seeds-default    the same with sklearn's defaults (C=1, no class weights)
 - setfit-seeds        MiniLM fine-tuned on the seeds with SetFit's recipe + balanced logistic head
@@ -65,7 +66,10 @@ def run_system(system: str, ctx: DrawContext) -> SystemOutput:
     if system in SIMULATED_SYSTEMS:  # simulated LLMs behind a loopback server (evals/simulated/)
         out = run_simulated(system, ctx)
     elif system.startswith("lfagent-"):
-        out = run_lfagent(ctx, system.removeprefix("lfagent-"))
+        llm, _, variant = system.removeprefix("lfagent-").partition("+")
+        if variant not in ("", "frozen"):
+            raise ValueError(f"unknown lfagent variant {variant!r} in {system!r} (known: +frozen)")
+        out = run_lfagent(ctx, llm, expert=variant or None)
     elif system == "lr-seeds":
         out = run_lr_seeds(ctx)
     elif system == "lr-seeds-default":  # sklearn's defaults: C=1, no class weights
@@ -121,14 +125,14 @@ def read_silver(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarra
     return out
 
 
-def run_lfagent(ctx: DrawContext, llm: str, *, annotate: int | None = None) -> SystemOutput:
+def run_lfagent(ctx: DrawContext, llm: str, *, annotate: int | None = None, expert: str | None = None) -> SystemOutput:
     from lfagent.agent.run import run_agent
 
     with tempfile.TemporaryDirectory(prefix="lfagent-eval-", dir=ctx.work_dir) as tmp:
         task_path = write_task_dir(Path(tmp) / "task", ctx)
         run_dir = Path(tmp) / "run"
         summary = run_agent(task_path, run_dir, llm=llm, rounds=ctx.rounds, max_llm_calls=ctx.max_llm_calls,
-                            seed=ctx.draw.seed, embed=True, annotate=annotate)
+                            seed=ctx.draw.seed, embed=True, annotate=annotate, expert=expert)
         silver = read_silver(run_dir / "silver.jsonl", ctx.data.class_names)
     test_probs, test_cov, test_decided = _lookup(silver, ctx.data.test.ids)
     train_probs, train_cov, train_decided = _lookup(silver, [ctx.data.train.ids[i] for i in ctx.draw.extra_rows])

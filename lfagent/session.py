@@ -25,6 +25,13 @@ from lfagent.rundir.store import RunStore
 from lfagent.task import TaskSpec, load_task
 
 
+def stored_config(stored: dict | None) -> PipelineConfig:
+    """The run's pipeline settings; a run stored before the expert was fine-tuned keeps the frozen one."""
+    if stored is not None and "expert" not in stored:
+        stored = {**stored, "expert": "frozen"}
+    return PipelineConfig(**(stored or {}))
+
+
 class Session:
     def __init__(self, task: TaskSpec | str | Path, run_dir: str | Path | None = None, *, llm="none",
                  config: PipelineConfig | None = None, progress=None, pool=None, embed: bool = True,
@@ -32,7 +39,7 @@ class Session:
         self.task = task if isinstance(task, TaskSpec) else load_task(task)
         self.run_dir = Path(run_dir) if run_dir else Path("runs") / self.task.name
         self.store = RunStore(self.run_dir)
-        self.config = config or PipelineConfig(**(self.store.get_meta("config") or {}))
+        self.config = config or stored_config(self.store.get_meta("config"))
         self.store.set_meta("config", self.config.model_dump())
         self.store.set_meta("task", {**self.task.model_dump(mode="json"), "base_dir": str(self.task.base_dir)})
         if not isinstance(task, TaskSpec):  # so `lfagent run --resume` can continue a run made here
@@ -81,11 +88,49 @@ class Session:
             self.embedder, embed = embedder, embedder.encode
             if all(c.description.strip() for c in self.task.classes):  # vouching by meaning needs them all
                 class_emb = embedder.encode([f"{c.name}: {c.description}" for c in self.task.classes])
-        return Corpus(class_names=self.task.class_names, multi_label=self.task.multi_label,
-                      seed_texts=self.seeds.texts, seed_y=self.seeds.y, unl_texts=self.unlabeled.texts,
-                      seed_emb=seed_emb, unl_emb=unl_emb, seed_rows=self.seeds.rows, unl_rows=self.unlabeled.rows,
-                      class_emb=class_emb, embed=embed, text_field=self.task.text_field,
-                      embedder_name=self.embedder.name if self.uses_embeddings else None)
+        corpus = Corpus(class_names=self.task.class_names, multi_label=self.task.multi_label,
+                        seed_texts=self.seeds.texts, seed_y=self.seeds.y, unl_texts=self.unlabeled.texts,
+                        seed_emb=seed_emb, unl_emb=unl_emb, seed_rows=self.seeds.rows, unl_rows=self.unlabeled.rows,
+                        class_emb=class_emb, embed=embed, text_field=self.task.text_field,
+                        embedder_name=self.embedder.name if self.uses_embeddings else None)
+        if self.uses_embeddings and self.config.expert == "finetuned" and self._fine_tuning_available():
+            corpus.expert_views = self._expert_views(corpus)
+        return corpus
+
+    def _fine_tuning_available(self) -> bool:
+        import importlib.util
+
+        if importlib.util.find_spec("setfit") is None:
+            import warnings
+
+            warnings.warn("the expert reads frozen MiniLM vectors: fine-tuning it on the seeds needs setfit "
+                          "(pip install 'lfagent[embed]')", stacklevel=4)
+            return False
+        return True
+
+    def _expert_views(self, corpus: Corpus):
+        from lfagent.data.embed import default_cache_dir
+        from lfagent.fit.fewshot_views import build_expert_views
+        from lfagent.fit.fold_fit import fold_indices
+
+        folds = fold_indices(corpus.seed_y, self.config.folds, self.config.seed, corpus.multi_label)
+        options = {"pair_iterations": self.config.fewshot_iterations, "max_steps": self.config.fewshot_max_steps}
+        return build_expert_views(corpus.seed_texts, corpus.seed_y, corpus.unl_texts,
+                                  multi_label=corpus.multi_label, folds=folds, frozen_seed_emb=corpus.seed_emb,
+                                  out_dir=self.run_dir / "expert", cache_path=default_cache_dir() / "embeddings.sqlite",
+                                  seed=self.config.seed, options=options, progress=self.say)
+
+    def expert_embed(self):
+        """Encodes texts for the fitted labeler's expert when it has its own encoder (else None)."""
+        views = self.corpus.expert_views
+        if views is None:
+            return None
+        from lfagent.data.embed import Embedder, default_cache_dir
+
+        if getattr(self, "_expert_embedder", None) is None:
+            self._expert_embedder = Embedder(default_cache_dir() / "embeddings.sqlite", embedder=views.name,
+                                             model_dir=views.model_dir)
+        return self._expert_embedder.encode
 
     def _pool_for(self, lfs: list[LabelingFunction]):
         from lfagent.sandbox.apply import is_trusted
@@ -267,7 +312,7 @@ class Session:
         """Each kept LF's vote on one text and the calibrated probabilities (the run's labeler)."""
         labeler = self._fitted().labeler
         out = labeler.label([text], embed=self.embedder.encode if self.uses_embeddings else None,
-                            pool=self._pool_for(labeler.lfs))
+                            embed_expert=self.expert_embed(), pool=self._pool_for(labeler.lfs))
         names = self.task.class_names
         votes = {lf.name: (names[v] if v >= 0 else None) for lf, v in zip(labeler.lfs, out.L[0])}
         return {"votes": votes, "probs": dict(zip(names, map(float, out.probs[0]))), "label": out.labels[0],
@@ -286,7 +331,7 @@ class Session:
 
         labeler = self.result.labeler
         return test_figures(labeler, test, embed=self.embedder.encode if self.uses_embeddings else None,
-                            pool=self._pool_for(labeler.lfs))
+                            embed_expert=self.expert_embed(), pool=self._pool_for(labeler.lfs))
 
     # -- writing it out
     def write_outputs(self) -> Path:

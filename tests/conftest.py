@@ -11,12 +11,17 @@ EXAMPLE_TASK = REPO / "examples" / "youtube-spam" / "task.yaml"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Fine-tuning the expert costs minutes per run: tests use the frozen encoder unless they test the fine-tuned
+# one with a few optimiser steps (test_fewshot_expert.py, test_labeler_parity.py). Set at import, so
+# module-scoped fixtures and subprocesses see it too.
+os.environ["LFAGENT_EXPERT"] = "frozen"
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # Embeddings are cached across tests (same texts), but never in the user's home.
     monkeypatch.setenv("LFAGENT_CACHE", str(tmp_path_factory.getbasetemp() / "lfagent-cache"))
+
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
 

@@ -1,6 +1,7 @@
 """One labeler behind every face: generate (local and Ray), Session.label_text and the run's own
 silver.jsonl must give the same probabilities, labels and covered flags, in the configuration users get
-by default (embeddings on) as well as without embeddings, single- and multi-label, and after --resume."""
+by default (embeddings on, the expert fine-tuned on the seeds: here with two optimiser steps per fine-tune)
+as well as with the frozen expert and without embeddings, single- and multi-label, and after --resume."""
 from __future__ import annotations
 
 import json
@@ -14,15 +15,17 @@ import pytest
 from conftest import EXAMPLE_TASK, goemotions_task
 from lfagent import Session
 from lfagent.cli import main as cli_main
+from lfagent.fit.fold_fit import PipelineConfig
 from lfagent.generate import generate
 from lfagent.rundir.files import load_model
 
 pytestmark = pytest.mark.slow
 
 
-def fit_run(task: Path, run_dir: Path, embed: bool) -> dict:
+def fit_run(task: Path, run_dir: Path, embed: bool, expert: str = "frozen") -> dict:
     """Fit in process, so the run's unrounded probabilities are at hand as well as silver.jsonl."""
-    with Session(task, run_dir, llm="none", embed=embed) as session:
+    config = PipelineConfig(expert=expert, fewshot_max_steps=2)
+    with Session(task, run_dir, llm="none", embed=embed, config=config) as session:
         session.fit()
         session.write_outputs()
         result = session.result
@@ -35,9 +38,10 @@ def fit_run(task: Path, run_dir: Path, embed: bool) -> dict:
 def runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:  # set before Ray starts: its workers inherit it
         env.setenv("LFAGENT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        env.setenv("LFAGENT_EXPERT", "frozen")  # the resumed run's refit
         base = tmp_path_factory.mktemp("runs")
         ge = goemotions_task(base / "ge", n_seeds=100, n_unlabeled=300)
-        yield {("youtube", True): fit_run(EXAMPLE_TASK, base / "yt-emb", True),
+        yield {("youtube", True): fit_run(EXAMPLE_TASK, base / "yt-emb", True, expert="finetuned"),
                ("youtube", False): fit_run(EXAMPLE_TASK, base / "yt", False),
                ("goemotions", True): fit_run(ge, base / "ge-emb", True)}
 
@@ -79,6 +83,8 @@ def test_the_stored_labeler_joins_the_embedding_expert(runs):
     """The defect this file guards against: generate used the expert only on uncovered rows."""
     labeler = load_model(runs[("youtube", True)]["run_dir"]).labeler
     assert labeler.expert is not None and labeler.join == "product" and labeler.embedder
+    assert labeler.expert_embedder.startswith("finetuned-") and labeler.needs_expert_embeddings
+    assert load_model(runs[("goemotions", True)]["run_dir"]).labeler.expert_embedder is None  # frozen
     assert load_model(runs[("youtube", False)]["run_dir"]).labeler.expert is None
 
 

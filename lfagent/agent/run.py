@@ -17,10 +17,12 @@ from lfagent.session import Session
 def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds: int = 3,
               max_llm_calls: int | None = None, max_tokens: int | None = None, seed: int = 0, folds: int = 5,
               embed: bool = True, progress=None, prices: tuple[float, float] = (0.0, 0.0),
-              annotate: int | None = None) -> dict:
+              annotate: int | None = None, expert: str | None = None, expert_steps: int | None = None) -> dict:
     """Run (or, on an existing run directory, continue) the agent and write the run's outputs.
 
     `annotate`: records the LLM labels once (agent/annotate.py); None: agent.annotate.default_annotate.
+    `expert`: "finetuned" or "frozen" (None: $LFAGENT_EXPERT, else finetuned); `expert_steps` caps each
+    fine-tune (fit/fewshot_views.py).
     """
     from lfagent.agent.annotate import default_annotate
 
@@ -29,7 +31,10 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
         annotate = default_annotate(llm)
     elif annotate > 0 and llm == "none":
         raise InputError("--annotate needs an LLM: give --llm local or --llm openai:MODEL")
-    config = PipelineConfig(seed=seed, folds=folds)
+    if expert_steps is not None and expert_steps < 1:
+        raise InputError(f"--expert-steps must be at least 1, got {expert_steps}")
+    config = PipelineConfig(seed=seed, folds=folds, fewshot_max_steps=expert_steps,
+                            **({"expert": expert} if expert else {}))
     say = progress or (lambda message: None)
     limits = LLMLimits(max_calls=max_llm_calls, max_tokens=max_tokens,
                        prices=Prices(prompt_per_million=prices[0], completion_per_million=prices[1]))
@@ -38,7 +43,8 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
         session.store.set_meta("run_args", {"llm": llm, "rounds": rounds, "max_llm_calls": max_llm_calls,
                                             "max_tokens": max_tokens, "seed": seed, "folds": folds,
                                             "price_prompt": prices[0], "price_completion": prices[1],
-                                            "no_embeddings": not embed, "annotate": annotate})
+                                            "no_embeddings": not embed, "annotate": annotate,
+                                            "expert": config.expert, "expert_steps": expert_steps})
         if llm != "none":
             from lfagent.agent.rounds import LoopSettings, agent_rounds
 

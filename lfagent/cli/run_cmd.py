@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for folds and every random choice")
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds over the seeds")
     parser.add_argument("--no-embeddings", action="store_true", help="no MiniLM LFs or fallback (faster)")
+    parser.add_argument("--expert", choices=("finetuned", "frozen"), default=None,
+                        help="the embedding expert's encoder: MiniLM fine-tuned on the seeds (default; about "
+                             "two SetFit fine-tunes, minutes on a laptop CPU) or frozen MiniLM (seconds; "
+                             "default from $LFAGENT_EXPERT)")
+    parser.add_argument("--expert-steps", type=int, default=None, metavar="N",
+                        help="cap each fine-tune of the expert at N optimiser steps (default: SetFit's 20 pair "
+                             "iterations, 2 x 20 x seeds / 16 steps); fewer is faster and usually a little worse")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the most LLM calls, tokens and money this run may spend (with --rounds, "
@@ -53,6 +60,8 @@ def main(args: argparse.Namespace) -> int:
         for key, value in saved.items():
             if getattr(args, key, None) in (None, parser_defaults().get(key)):
                 setattr(args, key, value)
+        if "expert" not in saved and args.expert is None:  # made before the expert was fine-tuned
+            args.expert = "frozen"
 
     if not args.no_embeddings:
         from lfagent.data.embed import embeddings_missing
@@ -64,7 +73,8 @@ def main(args: argparse.Namespace) -> int:
     summary = run_agent(task_path, run_dir, llm=args.llm, rounds=args.rounds, max_llm_calls=args.max_llm_calls,
                         max_tokens=args.max_tokens, seed=args.seed, folds=args.folds,
                         prices=(args.price_prompt, args.price_completion),
-                        embed=not args.no_embeddings, progress=progress, annotate=args.annotate)
+                        embed=not args.no_embeddings, progress=progress, annotate=args.annotate,
+                        expert=args.expert, expert_steps=args.expert_steps)
     print(_summary_text(run_dir, summary))
     return 0
 

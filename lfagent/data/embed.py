@@ -77,12 +77,14 @@ class Embedder:
     """
 
     def __init__(self, cache_path: str | Path | None = None, batch_size: int = 64, *, store: bool = True,
-                 embedder: str | None = None):
-        from lfagent.data.embedders import DEFAULT_EMBEDDER, embedder_name
+                 embedder: str | None = None, model_dir: str | Path | None = None):
+        from lfagent.data.embedders import DEFAULT_EMBEDDER, FINETUNED_PREFIX, embedder_name
 
         self.batch_size = batch_size
         self.name = embedder_name(embedder)
+        self.model_dir = model_dir  # where a run's fine-tuned encoder lives (embedders.FineTunedEncoder)
         self._static = self.name != DEFAULT_EMBEDDER
+        self._chunked = self.name == DEFAULT_EMBEDDER or self.name.startswith(FINETUNED_PREFIX)
         self._encoder = None
         self._db = None
         self._store_new = store
@@ -106,7 +108,7 @@ class Embedder:
         if self._encoder is None:
             from lfagent.data.embedders import get_embedder
 
-            self._encoder = get_embedder(self.name)
+            self._encoder = get_embedder(self.name, model_dir=self.model_dir)
         return self._encoder
 
     @property
@@ -155,21 +157,25 @@ class Embedder:
         return todo
 
     def _encode_fresh(self, texts: list[str], progress) -> np.ndarray:
-        if self._static:
+        if not self._chunked:  # static vectors: fast enough for one call
             vectors = self.encoder.encode(texts)
             if progress is not None:
                 progress(len(texts), len(texts))
             return vectors
-        model = _load()
         chunks = []
-        step = 256  # a progress report every few seconds at MiniLM's CPU speed
+        step = 256  # a progress report every few seconds at a transformer's CPU speed
         for start in range(0, len(texts), step):
             batch = texts[start:start + step]
-            chunks.append(model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
-                                       convert_to_numpy=True, show_progress_bar=False))
+            chunks.append(self._encode_transformer(batch))
             if progress is not None:
                 progress(min(start + step, len(texts)), len(texts))
-        return np.vstack(chunks).astype(np.float32)
+        return np.vstack(chunks).astype(np.float32) if chunks else np.zeros((0, self.dim), np.float32)
+
+    def _encode_transformer(self, texts: list[str]) -> np.ndarray:
+        if self._static:
+            return self.encoder.encode(texts)
+        return _load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                              show_progress_bar=False)
 
     def _store(self, vectors: dict[str, np.ndarray]) -> None:
         if self._db is None or not vectors or not self._store_new:

@@ -9,6 +9,8 @@ the encoder a run used: a run and `generate` must use the same one.
     minilm-static[-DIMS]  static token vectors distilled locally from that MiniLM with model2vec
                           (PCA to DIMS, default 256): a mean of looked-up vectors, no transformer at run
                           time, so two orders of magnitude faster; built once and cached (see StaticEncoder)
+    finetuned-HASH        MiniLM fine-tuned on a run's seeds (lfagent/fit/fewshot_views.py); its weights live in
+                          the run directory, so it is loaded with `model_dir` (the folder holding it)
 
 `get_embedder()` reads the name from LFAGENT_EMBEDDER when none is given.
 """
@@ -32,7 +34,9 @@ DEFAULT_EMBEDDER = "minilm"
 STATIC_PREFIX = "minilm-static"
 DEFAULT_STATIC_DIMS = 256
 EMBED_EXTRA = "pip install 'lfagent[embed]'  (model2vec, skeletoken)"
+FINETUNED_PREFIX = "finetuned-"
 _STATIC_NAME = re.compile(rf"^{STATIC_PREFIX}(?:-(\d+))?$")
+_FINETUNED_NAME = re.compile(rf"^{FINETUNED_PREFIX}[0-9a-f]{{12}}$")
 _lock = threading.Lock()
 _loaded: dict[tuple, "TextEncoder"] = {}
 
@@ -48,7 +52,7 @@ class TextEncoder(Protocol):
 def embedder_name(name: str | None = None) -> str:
     """The encoder name in force: `name`, else $LFAGENT_EMBEDDER, else the default; checked."""
     chosen = (name or os.environ.get(ENV_VAR) or DEFAULT_EMBEDDER).strip()
-    if chosen == DEFAULT_EMBEDDER:
+    if chosen == DEFAULT_EMBEDDER or _FINETUNED_NAME.match(chosen):
         return chosen
     static = _STATIC_NAME.match(chosen)
     dims = int(static.group(1) or DEFAULT_STATIC_DIMS) if static else 0
@@ -60,24 +64,31 @@ def embedder_name(name: str | None = None) -> str:
     return f"{STATIC_PREFIX}-{dims}"  # one name per model: the cache keys and run records agree
 
 
-def get_embedder(name: str | None = None, *, cache_dir: str | Path | None = None) -> TextEncoder:
+def get_embedder(name: str | None = None, *, cache_dir: str | Path | None = None,
+                 model_dir: str | Path | None = None) -> TextEncoder:
     """The encoder called `name` (default: $LFAGENT_EMBEDDER or minilm), loaded once per process.
+
+    A fine-tuned encoder is read from `model_dir` (a sentence-transformers folder).
 
     >>> enc = get_embedder("minilm-static")          # doctest: +SKIP
     >>> enc.encode(["free ringtones"]).shape          # doctest: +SKIP
     (1, 256)
     """
     chosen = embedder_name(name)
-    key = (chosen, str(cache_dir) if cache_dir else None)
+    key = (chosen, str(cache_dir) if cache_dir else None, str(model_dir) if model_dir else None)
     with _lock:
         if key not in _loaded:
-            _loaded[key] = _build(chosen, cache_dir)
+            _loaded[key] = _build(chosen, cache_dir, model_dir)
         return _loaded[key]
 
 
-def _build(name: str, cache_dir: str | Path | None) -> TextEncoder:
+def _build(name: str, cache_dir: str | Path | None, model_dir: str | Path | None) -> TextEncoder:
     if name == DEFAULT_EMBEDDER:
         return MiniLMEncoder()
+    if name.startswith(FINETUNED_PREFIX):
+        if model_dir is None:
+            raise LFAgentError(f"embedder {name!r} is a run's fine-tuned encoder: it needs the folder holding it")
+        return FineTunedEncoder(model_dir, name=name)
     from lfagent.data.embed import model_path
 
     return StaticEncoder(model_path(), pca_dims=int(name.rsplit("-", 1)[1]), cache_dir=cache_dir, name=name)
@@ -111,15 +122,42 @@ class MiniLMEncoder:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         if self._model is None:
-            _offline_env()
-            from sentence_transformers import SentenceTransformer
-
-            from lfagent.data.embed import model_path
-
-            self._model = SentenceTransformer(str(model_path()), device="cpu")
+            self._model = self._load()
         out = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False)
         return _normalised(out)
+
+    def _load(self):
+        _offline_env()
+        from sentence_transformers import SentenceTransformer
+
+        from lfagent.data.embed import model_path
+
+        return SentenceTransformer(str(model_path()), device="cpu")
+
+
+class FineTunedEncoder(MiniLMEncoder):
+    """A sentence-transformers folder written by the few-shot expert; its name carries its fingerprint."""
+
+    def __init__(self, path: str | Path, *, name: str, batch_size: int = 64):
+        super().__init__(batch_size)
+        self.path = Path(path)
+        if not (self.path / "modules.json").is_file():
+            raise LFAgentError(f"{self.path}: the fine-tuned encoder {name!r} is missing (no modules.json); "
+                               f"was the run directory copied without its expert/ folder?")
+        self.name = self.fingerprint = name
+
+    @property
+    def dim(self) -> int:  # its base model's width (MiniLM's 384 unless the run fine-tuned another)
+        if self._model is None:
+            self._model = self._load()
+        return int(self._model.get_sentence_embedding_dimension())
+
+    def _load(self):
+        _offline_env()
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(self.path), device="cpu")
 
 
 class StaticEncoder:

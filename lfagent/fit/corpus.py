@@ -6,8 +6,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from lfagent.lf import ABSTAIN, LabelingFunction, text_key
 from lfagent.sandbox.apply import apply_lfs, is_trusted
+
+if TYPE_CHECKING:
+    from lfagent.fit.fewshot_views import ExpertViews
 
 
 @dataclass
@@ -29,6 +34,7 @@ class Corpus:
     embed: Callable[[list[str]], np.ndarray] | None = field(default=None, repr=False, compare=False)
     text_field: str = "text"  # the records' text field, as code LFs (and generate) see it
     embedder_name: str | None = None  # which sentence embedder made seed_emb / unl_emb
+    expert_views: "ExpertViews | None" = None  # the fine-tuned expert's vectors (fit/fewshot_views.py)
     _key_rows: dict[str, list[int]] | None = field(default=None, repr=False, compare=False)
     _terms: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 

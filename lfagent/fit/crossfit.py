@@ -56,6 +56,7 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
                  pins: dict[str, str] | None = None, progress=None,
                  votes: VoteCache | None = None) -> PipelineResult:
     votes = votes or VoteCache(corpus)
+    views = corpus.expert_views if corpus.seed_emb is not None else None
     n = len(corpus.seed_y)
     folds = fold_indices(corpus.seed_y, config.folds, config.seed, corpus.multi_label)
     raw_heldout = np.zeros((n, corpus.k))
@@ -66,16 +67,20 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
                    unit="fits", summary=False)
     for f, test in enumerate(folds):
         train = np.setdiff1d(np.arange(n), test)
-        model = fit_once(corpus, train, config, extra=extra, pins=pins, votes=votes)
+        expert_emb = None if views is None else views.fold_emb(f)
+        model = fit_once(corpus, train, config, extra=extra, pins=pins, votes=votes, expert_emb=expert_emb)
         L_seed, L_unl = votes.matrices(model.lfs)
         emb = None if corpus.seed_emb is None else corpus.seed_emb[test]
         seen = seen_as_unlabeled(L_seed[test], L_unl, model.lfs, seed=config.seed + f)
-        raw_heldout[test], heldout_covered[test] = model.predict(seen, emb)
+        raw_heldout[test], heldout_covered[test] = model.predict(
+            seen, emb, None if expert_emb is None else expert_emb[test])
         fold_kept.append([lf.name for lf in model.lfs])
         fits.advance()
     heldout = _cross_calibrated(raw_heldout, corpus, folds)
     heldout_decisions = _cross_decided(heldout, corpus, folds) if corpus.multi_label else None
-    final = fit_once(corpus, np.arange(n), config, extra=extra, pins=pins, votes=votes)
+    final = fit_once(corpus, np.arange(n), config, extra=extra, pins=pins, votes=votes,
+                     expert_emb=None if views is None else views.seed_emb,
+                     expert_embedder=None if views is None else views.name)
     fits.advance()
     fits.close()
     calibrator = fit_calibrator(raw_heldout, corpus.seed_y, multi_label=corpus.multi_label)
@@ -83,7 +88,7 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
         calibrator.thresholds = f1_thresholds(heldout, corpus.seed_y)
     labeler = final.labeler.model_copy(update={"calibrator": calibrator})
     _, L_unl = votes.matrices(labeler.lfs)
-    probs, covered = labeler.proba(L_unl, corpus.unl_emb)
+    probs, covered = labeler.proba(L_unl, corpus.unl_emb, None if views is None else views.unl_emb)
     metrics = _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, final, heldout_decisions)
     return PipelineResult(final=final, labeler=labeler, metrics=metrics, probs=probs, covered=covered,
                           heldout_probs=heldout, votes=votes, fold_kept=fold_kept)

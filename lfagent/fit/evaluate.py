@@ -12,10 +12,10 @@ from lfagent.fit.labeler import Labeler
 
 
 def test_figures(labeler: Labeler, test: Records, *, embed: Callable[[list[str]], np.ndarray] | None = None,
-                 pool=None) -> dict:
+                 embed_expert: Callable[[list[str]], np.ndarray] | None = None, pool=None) -> dict:
     """Accuracy (single-label; F1 of the second class too when there are two) or micro/macro F1 of the
     labeler's decisions (multi-label), coverage and ECE."""
-    out = labeler.label(test.texts, test.rows, embed=embed, pool=pool)
+    out = labeler.label(test.texts, test.rows, embed=embed, embed_expert=embed_expert, pool=pool)
     coverage = float(out.covered.mean()) if len(test) else 0.0
     if labeler.multi_label:
         decided = np.array([[name in labels for name in labeler.class_names] for labels in out.labels], bool)

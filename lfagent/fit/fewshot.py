@@ -44,6 +44,17 @@ def _quiet_env() -> None:
     os.environ.setdefault("WANDB_DISABLED", "true")
 
 
+def _quiet_libraries() -> None:
+    """setfit logs "***** Running training *****" at INFO and datasets draws a bar per map: not for users."""
+    import logging
+
+    import datasets
+
+    datasets.disable_progress_bars()
+    for name in ("setfit", "sentence_transformers", "transformers", "datasets"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @contextlib.contextmanager
 def capped_threads(n: int | None = None):
     """torch's intra-op pool and BLAS capped at `n` (default: 2 or fewer cores); restored afterwards.
@@ -101,12 +112,13 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
     try:
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
-        from transformers.trainer_callback import ProgressCallback
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
     except ImportError as exc:
         raise LFAgentError(f"the few-shot expert needs setfit ({exc}); run `{INSTALL_HINT}`") from None
     body = load_encoder(base_model)
     labels = [list(map(int, row)) for row in y] if multi_label else [int(v) for v in y]
     model = SetFitModel(model_body=body, multi_target_strategy="one-vs-rest" if multi_label else None)
+    _quiet_libraries()
     with tempfile.TemporaryDirectory(prefix="lfagent-fewshot-") as tmp, capped_threads(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         args = TrainingArguments(output_dir=tmp, batch_size=batch_size, num_epochs=epochs,
@@ -116,7 +128,8 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
                                  logging_first_step=False)
         trainer = Trainer(model=model, args=args,
                           train_dataset=Dataset.from_dict({"text": list(texts), "label": labels}))
-        trainer.st_trainer.remove_callback(ProgressCallback)
+        for callback in (ProgressCallback, PrinterCallback):  # they print each log line to stdout
+            trainer.st_trainer.remove_callback(callback)
         trainer.train_embeddings(list(texts), labels)
     body.eval()
     return body

@@ -14,9 +14,10 @@ The final model is then refit on all seeds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lfagent.fit.corpus import Corpus, VoteCache
 from lfagent.fit.expert import Join, fit_expert
@@ -44,6 +45,23 @@ class PipelineConfig(BaseModel):
     # independent experts (p ~ p_lm * p_emb / prior); "none" uses it only where no LF votes.
     combine: Join = "product"
     fallback_c: float = 10.0  # inverse L2 strength of the embedding classifier
+    # What the embedding expert reads: "finetuned" = MiniLM fine-tuned on the seeds with SetFit's recipe
+    # (fit/fewshot_views.py; needs setfit from the embed extra, else frozen), "frozen" = MiniLM as shipped.
+    # Default: $LFAGENT_EXPERT, else "finetuned".
+    expert: Literal["finetuned", "frozen"] = Field(default_factory=lambda: default_expert())
+    fewshot_iterations: int = 20  # SetFit's pair iterations per fine-tune (pairs = 2 x this x seeds)
+    fewshot_max_steps: int | None = None  # caps each fine-tune's optimiser steps (tests use a handful)
+
+def default_expert() -> str:
+    import os
+
+    from lfagent.errors import InputError
+
+    value = os.environ.get("LFAGENT_EXPERT", "finetuned").strip() or "finetuned"
+    if value not in ("finetuned", "frozen"):
+        raise InputError(f"$LFAGENT_EXPERT is {value!r}; use finetuned or frozen")
+    return value
+
 
 @dataclass
 class FittedModel:
@@ -66,9 +84,10 @@ class FittedModel:
                     "matches mean its class")
         return self.dropped.get(name)
 
-    def predict(self, L: np.ndarray, emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, L: np.ndarray, emb: np.ndarray | None,
+                expert_emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated probabilities (n x k) and the covered flag (n,)."""
-        return self.labeler.raw_proba(L, emb)
+        return self.labeler.raw_proba(L, emb, expert_emb)
 
 
 def candidate_lfs(corpus: Corpus, train: np.ndarray, config: PipelineConfig,
@@ -107,10 +126,13 @@ def _refit_concepts(extra: list[LabelingFunction], corpus: Corpus, train: np.nda
 
 def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
              extra: list[LabelingFunction] = (), pins: dict[str, str] | None = None,
-             votes: "VoteCache | None" = None) -> FittedModel:
+             votes: "VoteCache | None" = None, expert_emb: np.ndarray | None = None,
+             expert_embedder: str | None = None) -> FittedModel:
     """Mine, select, and fit on the seeds `train` (indices) plus the whole unlabeled set.
 
     `pins` maps LF names to 'keep' (kept whatever scoring says) or 'drop' (never a candidate).
+    `expert_emb`: every seed's vector from the expert's own encoder (named `expert_embedder`, or None within
+    cross-fitting), read instead of the corpus embeddings by the expert.
     """
     pins = pins or {}
     candidates = [lf for lf in candidate_lfs(corpus, train, config, list(extra)) if pins.get(lf.name) != "drop"]
@@ -132,11 +154,13 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
     expert = None
     if config.fallback == "embedding" and corpus.seed_emb is not None:
-        expert = fit_expert(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
+        seed_emb = corpus.seed_emb if expert_emb is None else expert_emb
+        expert = fit_expert(seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
     labeler = Labeler(class_names=corpus.class_names, multi_label=corpus.multi_label, lfs=kept,
                       label_model=model.to_state() if model is not None else None,
                       prior=[float(p) for p in prior], expert=expert, join=config.combine,
-                      text_field=corpus.text_field, embedder=corpus.embedder_name)
+                      text_field=corpus.text_field, embedder=corpus.embedder_name,
+                      expert_embedder=expert_embedder if expert is not None else None)
     name = getattr(model, "chosen_method_", None) or getattr(model, "method", "none")
     return FittedModel(labeler=labeler, dropped=dropped, candidates=candidates,
                        vouched=set(selection.on_meaning), label_model_name=str(name))

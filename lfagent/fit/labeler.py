@@ -8,6 +8,9 @@ of the cross-fitting are labelers too (without a calibrator), so the honest figu
     L = labeler.votes(texts, embeddings=emb)      # n x m, -1 = abstain
     probs, covered = labeler.proba(L, emb)        # calibrated n x k, and whether any LF voted
     labels = labeler.decide(probs)                # class names (single-label) or lists of them
+
+A run that fine-tuned its expert (fit/fewshot_views.py) gives `proba` the expert's vectors too:
+`labeler.proba(L, emb, expert_emb)`; `label(texts, embed=..., embed_expert=...)`.
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ class Labeler(BaseModel):
     calibrator: Calibrator | None = None  # None: raw probabilities (a cross-fitting fold's model)
     text_field: str = "text"
     embedder: str | None = None  # name of the sentence embedder the expert and embedding LFs expect
+    # The expert's own encoder (fine-tuned on the seeds, fit/fewshot_views.py); None: it reads `embedder`'s.
+    expert_embedder: str | None = None
 
     _label_model: object = PrivateAttr(default=None)
 
@@ -43,6 +48,11 @@ class Labeler(BaseModel):
     @property
     def needs_embeddings(self) -> bool:
         return self.expert is not None or any(lf.kind == "embedding" for lf in self.lfs)
+
+    @property
+    def needs_expert_embeddings(self) -> bool:
+        """The expert reads vectors of its own encoder (`expert_embeddings` below)."""
+        return self.expert is not None and self.expert_embedder is not None
 
     @property
     def code_columns(self) -> list[int]:
@@ -80,23 +90,31 @@ class Labeler(BaseModel):
         return L
 
     # -- probabilities
-    def raw_proba(self, L: np.ndarray, embeddings: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Uncalibrated probabilities (n x k) and the covered flag (n,)."""
+    def raw_proba(self, L: np.ndarray, embeddings: np.ndarray | None = None,
+                  expert_embeddings: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Uncalibrated probabilities (n x k) and the covered flag (n,).
+
+        The expert reads `expert_embeddings` when it has its own encoder, else `embeddings`."""
         L = np.asarray(L)
         n = L.shape[0]
         covered = (L != ABSTAIN).any(axis=1) if L.shape[1] else np.zeros(n, dtype=bool)
         model = self.fitted_label_model() if L.shape[1] else None
         prior = np.asarray(self.prior, dtype=float)
         probs = np.asarray(model.predict_proba(L), dtype=float) if model is not None else np.tile(prior, (n, 1))
+        if self.needs_expert_embeddings:
+            if expert_embeddings is None:
+                raise ValueError(f"this labeler's expert reads {self.expert_embedder} vectors: pass expert_embeddings")
+            embeddings = expert_embeddings
         if self.expert is None or embeddings is None:
             probs[~covered] = prior
             return probs, covered
         expert = expert_proba(self.expert, embeddings, self.k)
         return join_experts(probs, expert, covered, self.multi_label, self.join), covered
 
-    def proba(self, L: np.ndarray, embeddings: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def proba(self, L: np.ndarray, embeddings: np.ndarray | None = None,
+              expert_embeddings: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities (n x k) and the covered flag (n,)."""
-        raw, covered = self.raw_proba(L, embeddings)
+        raw, covered = self.raw_proba(L, embeddings, expert_embeddings)
         return (raw if self.calibrator is None else self.calibrator.transform(raw)), covered
 
     def decide(self, probs: np.ndarray) -> list:
@@ -109,11 +127,15 @@ class Labeler(BaseModel):
         return [self.class_names[int(c)] for c in probs.argmax(axis=1)] if probs.shape[1] else [None] * len(probs)
 
     def label(self, texts: list[str], rows: list[dict] | None = None, *,
-              embed: Callable[[list[str]], np.ndarray] | None = None, pool=None) -> "Labelled":
-        """Votes, calibrated probabilities and decisions for a batch of texts."""
+              embed: Callable[[list[str]], np.ndarray] | None = None,
+              embed_expert: Callable[[list[str]], np.ndarray] | None = None, pool=None) -> "Labelled":
+        """Votes, calibrated probabilities and decisions for a batch of texts.
+
+        `embed` encodes with the run's embedder; `embed_expert` with the expert's own (when it has one)."""
         embeddings = embed(texts) if embed is not None and self.needs_embeddings else None
+        expert_embeddings = embed_expert(texts) if embed_expert is not None and self.needs_expert_embeddings else None
         L = self.votes(texts, rows, embeddings=embeddings, pool=pool)
-        probs, covered = self.proba(L, embeddings)
+        probs, covered = self.proba(L, embeddings, expert_embeddings)
         return Labelled(L=L, probs=probs, covered=covered, labels=self.decide(probs))
 
 

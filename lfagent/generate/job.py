@@ -11,7 +11,7 @@ from lfagent.generate.label_batch import label_batch
 from lfagent.rundir.files import RunModel
 from lfagent.generate.stream import Batch
 
-_cache: dict[str, tuple[RunModel, object]] = {}
+_cache: dict[str, tuple[RunModel, object, object]] = {}
 
 
 @dataclass(frozen=True)
@@ -24,27 +24,38 @@ class LabelJob:
     # The driver's embedding cache, resolved once there: workers (Ray actors included) read the vectors the
     # run cached instead of re-encoding them, so generate over the run's own records reproduces silver.jsonl.
     embed_cache: str | None = None
+    # The run's fine-tuned expert encoder (RUN_DIR/expert/encoder), when its labeler has one.
+    expert_dir: str | None = None
 
     @classmethod
-    def create(cls, model_json: str, votes: bool, embed_cache: str | None = None) -> "LabelJob":
-        return cls(model_json, votes, hashlib.sha256(model_json.encode()).hexdigest()[:16], embed_cache)
+    def create(cls, model_json: str, votes: bool, embed_cache: str | None = None,
+               expert_dir: str | None = None) -> "LabelJob":
+        # Where vectors come from is part of the key: a process may label for two copies of one run.
+        key = hashlib.sha256("\0".join([model_json, embed_cache or "", expert_dir or ""]).encode()).hexdigest()[:16]
+        return cls(model_json, votes, key, embed_cache, expert_dir)
 
     def model(self) -> RunModel:
         return self._state()[0]
 
-    def _state(self) -> tuple[RunModel, object]:
+    def _state(self) -> tuple[RunModel, object, object]:
         if self.key not in _cache:
             model = RunModel.model_validate_json(self.model_json)
-            needed = model.uses_embeddings and model.labeler.needs_embeddings
-            embedder = _embedder(self.embed_cache, model.labeler.embedder) if needed else None
-            _cache[self.key] = (model, embedder)
+            labeler = model.labeler
+            needed = model.uses_embeddings and labeler.needs_embeddings
+            embedder = _embedder(self.embed_cache, labeler.embedder) if needed else None
+            expert = None
+            if needed and labeler.needs_expert_embeddings:
+                expert = _embedder(self.embed_cache, labeler.expert_embedder, self.expert_dir)
+            _cache[self.key] = (model, embedder, expert)
         return _cache[self.key]
 
     def label(self, batch: Batch, *, pool=None, code_votes: np.ndarray | None = None, progress=None) -> pa.Table:
         """`progress` (lfagent/counting.py) counts the batch's embedding, the slow part of a batch."""
-        model, embedder = self._state()
+        model, embedder, expert = self._state()
         embed = None if embedder is None else _counted(embedder, progress)
-        return label_batch(model, batch, votes=self.votes, pool=pool, embed=embed, code_votes=code_votes)
+        embed_expert = None if expert is None else _counted(expert, progress)
+        return label_batch(model, batch, votes=self.votes, pool=pool, embed=embed, embed_expert=embed_expert,
+                           code_votes=code_votes)
 
 
 def _counted(embedder, progress):
@@ -57,10 +68,11 @@ def _counted(embedder, progress):
     return embed
 
 
-def _embedder(cache: str | None, name: str | None):
+def _embedder(cache: str | None, name: str | None, model_dir: str | None = None):
     """The run's embedder. Vectors the run cached are read, not recomputed: the encoder's output moves in
     the 7th decimal with the batch a text is encoded in, and reading them back keeps generate over the
     run's own records identical to its silver.jsonl. New texts are encoded and not added to the cache."""
     from lfagent.data.embed import Embedder
 
-    return Embedder(cache, store=False, embedder=name or "minilm")  # the run's, whatever $LFAGENT_EMBEDDER says
+    return Embedder(cache, store=False, embedder=name or "minilm", model_dir=model_dir)  # the run's, whatever
+    # $LFAGENT_EMBEDDER says

@@ -38,13 +38,16 @@ def output_schema(model: RunModel, *, votes: bool) -> pa.Schema:
 
 def label_batch(model: RunModel, batch: Batch, *, votes: bool = False, pool=None,
                 embed: Callable[[list[str]], np.ndarray] | None = None,
+                embed_expert: Callable[[list[str]], np.ndarray] | None = None,
                 code_votes: np.ndarray | None = None) -> pa.Table:
-    """Label one batch. `embed` encodes texts (needed when the run uses embeddings); `pool` runs code LFs,
-    unless `code_votes` already holds their columns."""
+    """Label one batch. `embed` encodes texts (needed when the run uses embeddings), `embed_expert` with the
+    expert's fine-tuned encoder (when it has one); `pool` runs code LFs, unless `code_votes` holds their columns."""
     labeler = model.labeler
     embeddings = embed(batch.texts) if labeler.needs_embeddings and embed is not None else None
+    expert_embeddings = (embed_expert(batch.texts) if labeler.needs_expert_embeddings and embed_expert is not None
+                         else None)
     L = labeler.votes(batch.texts, batch.rows, pool=pool, embeddings=embeddings, code_votes=code_votes)
-    probs, covered = labeler.proba(L, embeddings)
+    probs, covered = labeler.proba(L, embeddings, expert_embeddings)
     return rows_table(model, batch.ids, probs, covered, L if votes else None)
 
 

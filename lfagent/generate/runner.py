@@ -48,7 +48,8 @@ def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, 
     model = load_model(run_dir)
     task = model.task_spec()
     paths = expand_inputs(inputs)
-    job = LabelJob.create(model.model_dump_json(), votes, str(default_cache_dir() / "embeddings.sqlite"))
+    job = LabelJob.create(model.model_dump_json(), votes, str(default_cache_dir() / "embeddings.sqlite"),
+                          expert_dir=str(Path(run_dir).resolve() / "expert" / "encoder"))
     signature = {"run_id": model.run_id, "lf_set_hash": model.lf_set_hash, "inputs": input_signature(paths),
                  "batch_size": batch_size, "votes": votes}
     writer = ResumableWriter(out, signature, overwrite=overwrite)

@@ -1,0 +1,163 @@
+"""The few-shot expert's embeddings: the encoder fine-tuned on the seeds, and honest stand-ins for cross-fitting.
+
+The expert (fit/expert.py's logistic regression) reads these vectors instead of frozen MiniLM's when the run
+fine-tunes (`PipelineConfig.expert = "finetuned"`). Three fine-tunes, about two full ones' cost (SetFit's pairs
+grow with the seeds):
+
+- the seeds are split into two groups along the cross-fitting folds (fold f -> group f % 2), and an encoder
+  is fine-tuned on each group; a fold's held-out seeds are embedded, and its expert trained, by the encoder of
+  the *other* group, which never saw them (five full fine-tunes would be the plain alternative);
+- the final encoder is fine-tuned on every seed; it embeds the seeds (for the final head) and the unlabeled
+  records, and is saved in the run directory (`expert/encoder/`), where `generate` loads it.
+
+Held-out figures come from encoders fine-tuned on 40-60% of the seeds, so they run a little below what the
+final expert reaches. A group whose seeds hold a single class cannot be fine-tuned: its folds use the frozen
+encoder (honest too: it saw nothing). Everything is cached under `expert/`, keyed by the seeds and options,
+so refits within a run (every agent round) pay nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lfagent.data.embedders import FINETUNED_PREFIX
+
+ENCODER_DIR = "encoder"
+VIEWS_FILE = "views.npz"
+META_FILE = "views.json"
+VERSION = 1  # bump when the recipe changes: cached views are rebuilt
+
+
+@dataclass
+class ExpertViews:
+    name: str  # the final encoder's embedder name (finetuned-HASH); generate loads it from `model_dir`
+    model_dir: Path
+    seed_emb: np.ndarray  # seeds, final encoder
+    unl_emb: np.ndarray  # unlabeled records, final encoder
+    heldout: list[np.ndarray]  # per cross-fitting fold: every seed, by an encoder that never saw that fold
+
+    def fold_emb(self, fold: int) -> np.ndarray:
+        return self.heldout[fold]
+
+
+def groups_of(folds: list[np.ndarray], n: int) -> np.ndarray:
+    """Encoder group of each seed: its fold's parity."""
+    group = np.zeros(n, dtype=int)
+    for f, rows in enumerate(folds):
+        group[rows] = f % 2
+    return group
+
+
+def views_key(seed_texts: list[str], seed_y: np.ndarray, options: dict) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"v": VERSION, "options": options, "y": np.asarray(seed_y).tolist()},
+                             sort_keys=True).encode())
+    for text in seed_texts:
+        digest.update(text.encode("utf-8", "replace") + b"\0")
+    return digest.hexdigest()
+
+
+def trainable(y: np.ndarray, multi_label: bool) -> bool:
+    """SetFit's pairs need two classes (multi-label: two distinct label sets) among at least two seeds."""
+    y = np.asarray(y)
+    if len(y) < 2:
+        return False
+    return len({tuple(row) for row in y.tolist()}) > 1 if multi_label else len(np.unique(y)) > 1
+
+
+def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: list[str], *, multi_label: bool,
+                       folds: list[np.ndarray], frozen_seed_emb: np.ndarray, out_dir: str | Path,
+                       cache_path: str | Path | None, seed: int = 0, options: dict | None = None,
+                       progress=None) -> ExpertViews | None:
+    """Fine-tune (or read back) the encoders and embed seeds and records; None when the seeds hold one class.
+
+    `options` go to fewshot.fine_tune_encoder (pair_iterations, max_steps, ...). `progress` is a
+    lfagent.counting progress callback.
+    """
+    from lfagent.counting import counter, reporter
+    from lfagent.data.embed import Embedder
+
+    options = dict(options or {})
+    seed_y = np.asarray(seed_y)
+    if not trainable(seed_y, multi_label):
+        return None
+    out_dir = Path(out_dir)
+    key = views_key(seed_texts, seed_y, {**options, "folds": [f.tolist() for f in folds], "seed": seed,
+                                         "multi_label": multi_label})
+    name = FINETUNED_PREFIX + key[:12]
+    group = groups_of(folds, len(seed_y))
+    by_group = _cached_groups(out_dir, key)
+    if by_group is None:
+        by_group = {}
+        with counter(progress, "fine-tuning the expert's encoder", 3, unit="fine-tunes") as count:
+            for g in (0, 1):
+                rows = np.flatnonzero(group == g)
+                if trainable(seed_y[rows], multi_label):
+                    encoder = _fine_tune([seed_texts[i] for i in rows], seed_y[rows], multi_label, seed + 1 + g,
+                                         options)
+                    by_group[g] = _encode(encoder, seed_texts)
+                count.advance()
+            final = _fine_tune(seed_texts, seed_y, multi_label, seed, options)
+            _save(final, out_dir, key, name, by_group)
+            count.advance()
+    heldout = []
+    for f in range(len(folds)):
+        other = 1 - f % 2
+        heldout.append(by_group[other] if other in by_group else frozen_seed_emb)
+    embedder = Embedder(cache_path, embedder=name, model_dir=out_dir / ENCODER_DIR)
+    try:
+        with counter(progress, f"embedding ({name})", len(seed_texts) + len(unl_texts)) as count:
+            seed_emb = embedder.encode(list(seed_texts), progress=reporter(count))
+            unl_emb = embedder.encode(list(unl_texts), progress=reporter(count))
+    finally:
+        embedder.close()
+    return ExpertViews(name=name, model_dir=out_dir / ENCODER_DIR, seed_emb=seed_emb, unl_emb=unl_emb,
+                       heldout=heldout)
+
+
+def _fine_tune(texts, y, multi_label, seed, options):
+    from lfagent.fit.fewshot import fine_tune_encoder
+
+    return fine_tune_encoder(list(texts), y, multi_label=multi_label, seed=seed, **options)
+
+
+def _encode(encoder, texts: list[str]) -> np.ndarray:
+    from lfagent.fit.fewshot import capped_threads
+
+    with capped_threads():
+        emb = encoder.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                             show_progress_bar=False)
+    return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
+
+
+def _cached_groups(out_dir: Path, key: str) -> dict[int, np.ndarray] | None:
+    """The group encoders' seed vectors, when `out_dir` holds views made from these seeds and options."""
+    try:
+        meta = json.loads((out_dir / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("key") != key or not (out_dir / ENCODER_DIR / "modules.json").is_file():
+            return None
+        with np.load(out_dir / VIEWS_FILE) as data:
+            return {int(g): data[f"group{g}"] for g in meta["groups"]}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _save(encoder, out_dir: Path, key: str, name: str, by_group: dict[int, np.ndarray]) -> None:
+    """Encoder first, metadata last: a run killed in between fine-tunes again rather than reading half."""
+    import shutil
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / META_FILE).unlink(missing_ok=True)
+    target = out_dir / ENCODER_DIR
+    tmp = out_dir / (ENCODER_DIR + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    encoder.save(str(tmp))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    np.savez(out_dir / VIEWS_FILE, **{f"group{g}": v for g, v in by_group.items()})
+    (out_dir / META_FILE).write_text(json.dumps({"key": key, "name": name, "groups": sorted(by_group)}),
+                                     encoding="utf-8")

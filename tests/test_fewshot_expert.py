@@ -1,0 +1,107 @@
+"""The fine-tuned expert inside a run: honest held-out vectors, one fine-tune per run, a clear error when its
+encoder is missing. A few optimiser steps per fine-tune keep it to seconds; the recipe's quality is measured
+in benchmarks/ and evals/, not here."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import EXAMPLE_TASK, write_task
+from lfagent import Session
+from lfagent.errors import LFAgentError
+from lfagent.fit import fewshot_views
+from lfagent.fit.fold_fit import PipelineConfig, fold_indices
+from lfagent.generate import generate
+
+pytestmark = pytest.mark.slow
+
+
+def small_task(folder: Path, n_seeds: int = 40, n_unlabeled: int = 60) -> Path:
+    seeds = (EXAMPLE_TASK.parent / "seeds.jsonl").read_text().splitlines()[:n_seeds]
+    unlabeled = (EXAMPLE_TASK.parent / "unlabeled.jsonl").read_text().splitlines()[:n_unlabeled]
+    return write_task(folder, seeds="\n".join(seeds) + "\n", unlabeled="\n".join(unlabeled) + "\n")
+
+
+CONFIG = PipelineConfig(expert="finetuned", fewshot_max_steps=2)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One fine-tuned run (fit twice, then reopened as --resume does), with a record of (texts trained on,
+    encoder) for each fine-tune, in call order."""
+    calls: list[tuple[list[str], object]] = []
+    real = fewshot_views._fine_tune
+
+    def spy(texts, y, multi_label, seed, options):
+        encoder = real(texts, y, multi_label, seed, options)
+        calls.append((list(texts), encoder))
+        return encoder
+
+    base = tmp_path_factory.mktemp("fewshot")
+    task = small_task(base / "task")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LFAGENT_CACHE", str(base / "cache"))
+        patch.setattr(fewshot_views, "_fine_tune", spy)
+        with Session(task, base / "run", config=CONFIG) as session:
+            session.fit()
+            session.fit()  # an agent round's refit: reads the views, no new fine-tune
+            session.write_outputs()
+            out = {"task": task, "run_dir": base / "run", "texts": session.seeds.texts,
+                   "views": session.corpus.expert_views, "labeler": session.result.labeler,
+                   "probs": session.result.probs, "seed_y": session.corpus.seed_y}
+        with Session(task, base / "run", config=CONFIG):
+            pass
+        out["calls"] = list(calls)
+        yield out
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache():  # overrides conftest's per-test cache: generate reads the run's cached vectors
+    yield
+
+
+def test_held_out_seeds_are_embedded_by_an_encoder_that_never_saw_them(run):
+    trained, texts, views = run["calls"], run["texts"], run["views"]
+    assert len(trained) == 3 and sorted(trained[2][0]) == sorted(texts)  # two groups, then every seed
+    assert not set(trained[0][0]) & set(trained[1][0])
+    by_encoder = [fewshot_views._encode(encoder, texts) for _, encoder in trained]
+    for f, rows in enumerate(fold_indices(run["seed_y"], CONFIG.folds, CONFIG.seed, False)):
+        # Which fine-tune made this fold's vectors? Exactly one, and not one that trained on the fold.
+        makers = [i for i, emb in enumerate(by_encoder) if np.allclose(emb, views.heldout[f], atol=1e-5)]
+        assert len(makers) == 1 and makers[0] != 2, f"fold {f}: vectors from fine-tunes {makers}"
+        held = {texts[i] for i in rows}
+        assert not held & set(trained[makers[0]][0]), f"fold {f}'s seeds were in its encoder's training set"
+    assert run["labeler"].expert_embedder == views.name and views.name.startswith("finetuned-")
+
+
+def test_a_run_fine_tunes_once_and_generate_reproduces_its_silver(run, tmp_path):
+    assert len(run["calls"]) == 3  # two fits and a reopened session later
+    out = tmp_path / "out.jsonl"
+    generate(run["run_dir"], [str(run["task"].parent / "unlabeled.jsonl")], out)
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    names = list(got[0]["probs"])
+    assert np.abs(np.array([[r["probs"][c] for c in names] for r in got]) - run["probs"]).max() <= 1e-9
+
+
+def test_a_run_copied_without_its_encoder_says_what_is_missing(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run["run_dir"], copy)
+    shutil.rmtree(copy / "expert" / "encoder")
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps({"id": "n1", "text": "a text no run has encoded, so the encoder must load"}) + "\n")
+    with pytest.raises(LFAgentError, match="expert/ folder"):
+        generate(copy, [str(new)], tmp_path / "out.jsonl")
+
+
+def test_frozen_expert_on_request_fine_tunes_nothing(tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr(fewshot_views, "_fine_tune", lambda *args: trained.append(args))
+    task = small_task(tmp_path / "task")
+    with Session(task, tmp_path / "run", config=PipelineConfig(expert="frozen")) as session:
+        session.fit()
+        assert session.result.labeler.expert_embedder is None and session.result.labeler.expert is not None
+    assert trained == [] and not (tmp_path / "run" / "expert").exists()
