@@ -93,8 +93,9 @@ def agent_rounds(session, *, rounds: int = 3, settings: LoopSettings | None = No
 
 def annotate_once(session, settings: LoopSettings) -> bool:
     """The LLM labels `settings.annotate` records once per run (see agent/annotate.py), then the model is
-    refit with its labels as one more LF. Its LF is not screened by cross-fitted accuracy: selection judges
-    its seed votes and the label model weighs it, as for any LF. Returns whether it refit."""
+    refit with its labels as one more LF. Its LF is not judged by agreement with the model (its records are
+    chosen where the model is unsure): selection judges its seed votes and the label model weighs it.
+    Returns whether it refit."""
     from lfagent.agent.annotate import DONE
 
     store = session.store
