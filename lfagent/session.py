@@ -160,7 +160,8 @@ class Session:
         return {lf.name: pinned for lf, _, pinned, _ in self.store.lfs() if pinned}
 
     def pins(self) -> dict[str, str]:
-        """Pins a fit obeys: LFs the agent's screen dropped, then the user's pins, which win."""
+        """Pins a fit obeys: LFs the agent's screen dropped (runs made before LLM LFs were judged inside the
+        folds keep them), then the user's pins, which win."""
         return {**{name: "drop" for name in self.store.get_meta("screened_out", {})}, **self.user_pins()}
 
     def update_lf(self, lf: LabelingFunction) -> None:

@@ -51,6 +51,11 @@ def label(record):
 ```'''
 
 
+# Recall (lfagent/prompts/recall.md): for SPAM, cues beyond those listed and a pattern; for HAM, spam words
+# (a liar's answer: judged on the seeds and the unlabeled records, and dropped with its reason).
+SPAM_RECALL = json.dumps({"keywords": ["subscribe", "my channel", "free", "check it out"],
+                          "patterns": [r"https?://\S+", "(a|"]})
+HAM_RECALL = json.dumps(["check out my", "subscribe to my", "my channel"])
 SPAM_CUES = re.compile(r"subscribe|check (?:it )?out|channel|http|\.com|visit|my video", re.IGNORECASE)
 
 
@@ -78,7 +83,7 @@ def respond(body: dict):
         seed = body.get("seed") or 0
         if target == "SPAM":
             return GOOD_SPAM_CODE if seed % 2 == 0 else TRUNCATED_CODE
-        return HOSTILE_LABEL_CODE if seed % 2 == 0 else INVERTED_HAM_CODE
+        return HOSTILE_LABEL_CODE if seed == 0 else INVERTED_HAM_CODE  # hostile in round 1, inverted later
     if "Which words or short phrases in this text" in prompt:
         target = re.search(r"This text belongs to class (\w+)", prompt).group(1)
         text = re.search(r'\n"(.*)"\n', prompt, re.DOTALL).group(1).lower()
@@ -86,6 +91,8 @@ def respond(body: dict):
             found = [w for w in ("subscribe", "check out", "channel", "http", "my video") if w in text]
             return json.dumps(found + ["free money now"])
         return KEYWORDS  # the rules form, with an unknown class in it
+    if "other words, short phrases or patterns" in prompt:
+        return SPAM_RECALL if "Class SPAM:" in prompt else HAM_RECALL
     if "Label each record" in prompt:
         return label_records(prompt)
     if "Extract the concepts" in prompt:
@@ -96,7 +103,9 @@ def respond(body: dict):
 
 def script_json() -> dict:
     """The same behaviour as rules for the standalone server (`python tests/llm_server.py --script`)."""
-    return {"rules": [{"contains": "labeling guideline", "reply": "- SPAM: asks to subscribe.\n- HAM: about the song."},
+    return {"rules": [{"contains": "Class SPAM: ", "reply": SPAM_RECALL},
+                      {"contains": "Class HAM: ", "reply": HAM_RECALL},
+                      {"contains": "labeling guideline", "reply": "- SPAM: asks to subscribe.\n- HAM: about the song."},
                       {"contains": "Rewrite `label(record)`", "reply": REFINED},
                       {"contains": 'returns "SPAM" when', "reply": GOOD_SPAM_CODE},
                       {"contains": 'returns "HAM" when', "reply": HOSTILE_CODE_REPLY},

@@ -70,9 +70,19 @@ def test_agent_keeps_good_llm_lfs_and_rejects_bad_ones_with_reasons(tmp_path, se
     # Every LLM LF remembers the seeds its prompt showed; its seed figures leave them out.
     seeds = [json.loads(line)["text"] for line in (tmp_path / "task" / "seeds.jsonl").read_text().splitlines()]
     keys = {text_key(t) for t in seeds}
-    # (The LLM's record labels, llm_annotations, were asked without any seed label: they show none.)
+    # (The LLM's record labels, llm_annotations, and its recalled cues were asked without any seed text: they
+    # show none, and every seed vote of theirs counts.)
     assert all(v[0].provenance.shown and set(v[0].provenance.shown) <= keys for v in llm_lfs.values()
-               if v[0].kind != "lookup")
+               if v[0].kind != "lookup" and v[0].provenance.source != "llm:recall")
+    recalled = {name: v for name, v in llm_lfs.items() if v[0].provenance.source == "llm:recall"}
+    assert recalled and not any(v[0].provenance.shown for v in recalled.values())
+    assert any(v[0].kind == "regex" for v in recalled.values())  # a recalled pattern, run in the sandbox
+    assert "recalled pattern '(a|': not a valid regular expression" in reasons
+    # The spam words offered for HAM are out, each with its reason.
+    ham_recalled = [name for name, v in recalled.items() if v[0].label == "HAM"]
+    assert ham_recalled and all(lfs[name][1] == "dropped" for name in ham_recalled)
+    why = {lf.name: reason for lf, _, _, reason in store.lfs()}
+    assert all(why[name] for name in ham_recalled)
     copied = next(v[0] for v in llm_lfs.values() if v[0].provenance.source == "llm:keywords")
     stats = {s["name"]: s for s in json.loads((run_dir / "candidates.json").read_text())}[copied.name]["stats"]
     shown_rows = [i for i, t in enumerate(seeds) if text_key(t) in copied.provenance.shown]
@@ -174,27 +184,31 @@ def test_kill_9_then_resume_loses_nothing(tmp_path, monkeypatch):
         assert {r["round"] for r in store.rounds() if r["status"] == "done"} >= {0}
 
 
-def test_new_llm_lfs_that_lower_cross_fitted_accuracy_are_dropped_one_by_one(tmp_path):
+def test_new_llm_lfs_are_judged_inside_each_fold_and_old_screens_still_hold(tmp_path):
     from lfagent import LabelingFunction, Provenance, Session
-    from lfagent.agent.rounds import screen_new_lfs
 
     with Session(small_task(tmp_path), tmp_path / "run", llm="none", embed=False) as session:
-        baseline = session.fit().seed_accuracy
         good = LabelingFunction(name="llm_code_spam_good", kind="regex", label="SPAM",
                                 pattern=r"check (out )?my|subscribe|my channel|https?://",
                                 provenance=Provenance(source="llm:code", round=1))
-        # Votes SPAM on most ham comments about the song: it passes nothing useful and must not stay.
-        bad = LabelingFunction(name="llm_kw_spam_song", kind="keywords", label="SPAM", keywords=["song", "love"],
-                               provenance=Provenance(source="llm:keywords", round=1))
+        # Votes SPAM on ham comments about the song: the model without it puts those records in HAM.
+        bad = LabelingFunction(name="llm_rc_spam_song", kind="keywords", label="SPAM", keywords=["song", "love"],
+                               provenance=Provenance(source="llm:recall", round=1))
         session.add_lf(good)
         session.add_lf(bad)
-        session.store.pin(bad.name, "keep")  # force it in to measure the harm it does
-        assert session.fit().seed_accuracy < baseline
-        session.store.pin(bad.name, None)
-        # Selection would drop the bad LF on its own; the screen must leave that to selection.
-        dropped = screen_new_lfs(session, [good.name, bad.name])
-        pins = {lf.name: pinned for lf, _, pinned, _ in session.store.lfs()}
-        assert pins[good.name] is None and session.fit().seed_accuracy >= baseline
-        assert good.name not in dropped
-        kept = {lf.name for lf in session.result.final.lfs}
-        assert good.name in kept and bad.name not in kept
+        session.fit()
+        result = session.result
+        # No screen on all the seeds: each fold judges them with its own seeds and unlabeled votes.
+        assert all(bad.name not in kept for kept in result.fold_kept)
+        assert sum(good.name in kept for kept in result.fold_kept) >= 4
+        assert good.name in {lf.name for lf in result.final.lfs}
+        assert "disagrees with the current model" in result.final.reason(bad.name)
+        assert session.store.get_meta("screened_out") is None
+        # A run made before keeps what its screen dropped; the user's pin still wins over it.
+        session.store.set_meta("screened_out", {good.name: "lowered the cross-fitted seed accuracy (0.90 -> 0.88)"})
+        session.fit()
+        row = next(row for row in session.lfs if row["name"] == good.name)
+        assert row["status"] == "dropped" and "lowered the cross-fitted" in row["reason"]
+        session.keep(good.name)
+        session.fit()
+        assert good.name in {lf.name for lf in session.result.final.lfs}

@@ -15,6 +15,7 @@ from lfagent.llm.plan import plan_run
 from lfagent.task import load_task
 
 KIND_MARKERS = {"guideline": "labeling guideline", "code LF": "Write a Python function",
+                "recall": "other words, short phrases or patterns",
                 "keywords": "Which words or short phrases", "concepts": "Extract the concepts",
                 "refine": "Rewrite `label(record)`", "labels": "Label each record above"}
 
@@ -39,8 +40,8 @@ def test_plan_counts_the_calls_a_scripted_run_makes(tmp_path, server, max_llm_ca
     run_agent(task_path, tmp_path / "run", llm="openai:test-model", rounds=2, max_llm_calls=max_llm_calls,
               embed=False, annotate=30)
     sent = {kind: [b for b in server.requests if kind_of(b) == kind] for kind in KIND_MARKERS}
-    assert plan.calls == server.chat_count
     assert {row.kind: row.calls for row in plan.kinds} == {kind: len(bodies) for kind, bodies in sent.items()}
+    assert plan.calls == server.chat_count
     assert plan.limited_by == ("calls" if max_llm_calls else None)
     # An upper bound: no kind's real prompts are longer than planned, nor its replies allowed longer.
     for row in plan.kinds:
@@ -52,13 +53,14 @@ def test_plan_schedule_follows_the_loop():
     task = load_task(EXAMPLE_TASK)
     seeds = load_seeds(task)
     plan = {row.kind: row.calls for row in plan_run(task, seeds, rounds=3, embed=True).kinds}
-    # 2 classes: one guideline; per round 2 code LFs, 3 typical seeds per class for keywords and one
-    # refinement; concepts once (round 1), only with embeddings.
-    assert plan == {"guideline": 1, "code LF": 6, "keywords": 18, "concepts": 2, "refine": 3, "labels": 0}
+    # 2 classes: one guideline; per round 2 code LFs, a recall request per class, 3 typical seeds per class
+    # for keywords and one refinement; concepts once (round 1), only with embeddings.
+    assert plan == {"guideline": 1, "code LF": 6, "recall": 6, "keywords": 18, "concepts": 2, "refine": 3,
+                    "labels": 0}
     # --annotate 45: the 94 distinct seed texts and 45 records, ten to a request, after round 1.
     labels = plan_run(task, seeds, rounds=3, annotate=45).kinds[-1]
     assert labels.kind == "labels" and labels.calls == 14
-    assert plan_run(task, seeds, rounds=3, embed=False).kinds[3].calls == 0
+    assert [row.calls for row in plan_run(task, seeds, rounds=3, embed=False).kinds if row.kind == "concepts"] == [0]
     capped = plan_run(task, seeds, rounds=3, max_tokens=3000, prices=(1.0, 2.0))
     assert capped.limited_by == "tokens" and capped.calls < 30
     uncapped = plan_run(task, seeds, rounds=3, prices=(1.0, 2.0))
@@ -75,7 +77,7 @@ def test_dry_run_sends_nothing_and_builds_no_client(tmp_path, server):
     assert done.returncode == 0, done.stderr
     assert server.paths == []  # no request of any kind reached the server
     assert done.stdout.strip().endswith("NONE")
-    # 2 classes, 2 rounds: 1 guideline + 2x2 code + 2x6 keywords + 2 concepts + 2 refinements, and with an
-    # openai model the default --annotate 300: (94 distinct seeds + 300 records) / 10 = 40 label requests
-    assert "at most 61 calls" in done.stdout and "Nothing was sent." in done.stdout
+    # 2 classes, 2 rounds: 1 guideline + 2x2 code + 2x2 recall + 2x6 keywords + 2 concepts + 2 refinements, and
+    # with an openai model the default --annotate 300: (94 distinct seeds + 300 records) / 10 = 40 label requests
+    assert "at most 65 calls" in done.stdout and "Nothing was sent." in done.stdout
     assert not (tmp_path / "run").exists()

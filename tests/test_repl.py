@@ -101,7 +101,7 @@ def test_help_lists_every_command(shell):
     text = text_of(shell.execute("help"))
     for name in COMMANDS:
         assert name in text
-    assert "--kind code|keywords|concepts" in text_of(shell.execute("help propose"))
+    assert "--kind code|keywords|recall|concepts" in text_of(shell.execute("help propose"))
 
 
 # -- propose --------------------------------------------------------------------------------------

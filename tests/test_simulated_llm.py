@@ -86,12 +86,15 @@ def test_lfagent_openai_backend_gets_parseable_answers_of_every_kind(sms):
     from lfagent.propose.llm_code import code_request, parse_code_reply, refine_request
     from lfagent.propose.llm_concepts import concept_request, parse_concepts
     from lfagent.propose.llm_keywords import keyword_request, parse_keyword_reply
+    from lfagent.propose.llm_recall import parse_recall_reply, recall_request
     from lfagent.propose.prompting import render, system_prompt
     from lfagent.propose.guideline import clean_guideline
 
     data, draw, knowledge = sms
     names = data.class_names
     context = _context(data, draw)
+    covered = [cue.phrase for cue in knowledge.cues[names.index("spam")][:4]]
+    context.covered = {"spam": covered}
     spam_seed = context.examples["spam"][0]
     requests = {
         "guideline": ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
@@ -99,6 +102,7 @@ def test_lfagent_openai_backend_gets_parseable_answers_of_every_kind(sms):
         "code": code_request(context, "spam", sample=0),
         "keywords": keyword_request(context, "spam", spam_seed),
         "concepts": concept_request(context, "spam"),
+        "recall": recall_request(context, "spam"),
     }
     with SimulatedLLMServer(knowledge, EXPERT) as server, server.environment():
         llm = make_llm("openai")   # no model named: it asks GET /v1/models, as with vLLM or llama.cpp
@@ -116,6 +120,10 @@ def test_lfagent_openai_backend_gets_parseable_answers_of_every_kind(sms):
                                                 model=llm.model, target="spam", source_text=spam_seed)
             assert lfs and all(k.label == "spam" for k in lfs)
             assert len(parse_concepts(replies["concepts"].text, "spam").phrases()) >= 2
+            recalled, rejected = parse_recall_reply(replies["recall"].text, target="spam", class_names=names,
+                                                    round_=1, model=llm.model, covered=covered)
+            assert recalled and not rejected and all(lf.provenance.source == "llm:recall" for lf in recalled)
+            assert not {k for lf in recalled for k in lf.keywords} & set(covered)   # others than those listed
 
             refine = refine_request(context, lf, [context.examples["ham"][0]], [spam_seed], sample=1)
             better = parse_code_reply(llm.chat(refine).text, target="spam", class_names=names, round_=2,
@@ -123,7 +131,7 @@ def test_lfagent_openai_backend_gets_parseable_answers_of_every_kind(sms):
             assert better.label == "spam" and better.source != lf.source
         finally:
             llm.close()
-    assert server.stats["by_kind"] == {"guideline": 1, "code": 2, "keywords": 1, "concepts": 1}
+    assert server.stats["by_kind"] == {"guideline": 1, "code": 2, "keywords": 1, "concepts": 1, "recall": 1}
 
 
 @needs_data
@@ -257,7 +265,9 @@ def test_prompt_kinds_are_read_from_what_is_asked_not_from_exact_wording(trec):
         ("Please write a Python function label(record) that returns 'LOC' for questions about places, else None.",
          "code", "LOC"),
         ("Here is our labeling guideline draft:\n- be careful\n\nSuggest five keywords that mark class HUM questions. "
-         "Answer as a JSON array.", "keywords", "HUM"),
+         "Answer as a JSON array.", "recall", "HUM"),   # no text to copy from: the model recalls them
+        ('This question is of class HUM:\n"who was the first woman to fly across the atlantic ?"\nCopy the words '
+         "in it that show its class, as a JSON list.", "keywords", "HUM"),
         ("Describe the concepts behind class NUM: its intent, key entities and typical topic phrases, as JSON.",
          "concepts", "NUM"),
         ("Draft a guideline for annotators: which cues tell DESC, ENTY, HUM, ABBR, LOC and NUM apart?",
@@ -271,8 +281,10 @@ def test_prompt_kinds_are_read_from_what_is_asked_not_from_exact_wording(trec):
         read = read_request({"messages": [{"role": "user", "content": prompt}]}, names)
         assert (read.kind, read.target if target else None) == (kind, target), prompt
     server = SimulatedLLMServer(knowledge, Persona("expert", flip_rate=0.0))
-    assert server.reply({"messages": [{"role": "user", "content": cases[4][0]}]}) == "1. LOC\n2. HUM"
+    assert server.reply({"messages": [{"role": "user", "content": cases[5][0]}]}) == "1. LOC\n2. HUM"
     recalled = json.loads(server.reply({"messages": [{"role": "user", "content": cases[1][0]}]}))
+    copied = json.loads(server.reply({"messages": [{"role": "user", "content": cases[2][0]}]}))
+    assert copied and all(w in cases[2][0] for w in copied)
     assert recalled and all(float(knowledge.lift(w)[names.index("HUM")]) > 0.5 for w in recalled)
 
 
@@ -334,3 +346,35 @@ def test_the_liar_gets_every_proposal_wrong_by_its_own_count(trec):
     # Its guideline gives some class another class's cues.
     honest = SimulatedLLMServer(knowledge, Persona("honest", decoy_rate=0.0))
     assert guideline != honest.reply({"messages": [{"role": "user", "content": render("guideline", context)}]})
+
+
+@needs_data
+def test_recall_the_expert_names_its_classs_cues_the_liar_another_classs(trec):
+    """The recall request (no seed text shown): the expert answers cues of the class that the prompt does not
+    list as covered, a decoy share of them another class's; the liar always another class's."""
+    from lfagent.propose.llm_recall import parse_recall_reply, recall_request
+
+    data, draw, knowledge = trec
+    names = data.class_names
+    context = _context(data, draw)
+    context.covered = {t: [cue.phrase for cue in knowledge.cues[c][:3]] for c, t in enumerate(names)}
+
+    def recalled_lfs(persona, target, sample):
+        server = SimulatedLLMServer(knowledge, persona)
+        reply = server.reply(_body(recall_request(context, target, sample=sample), server.model))
+        assert server.stats["by_kind"] == {"recall": 1}
+        lfs, _ = parse_recall_reply(reply, target=target, class_names=names, round_=1, model="m",
+                                    covered=context.covered[target])
+        return lfs
+
+    def marks_target(lfs, target) -> bool:
+        lift = np.mean([knowledge.lift(k) for lf in lfs for k in lf.keywords], axis=0)
+        return names[int(np.argmax(lift))] == target
+
+    expert = [(t, marks_target(recalled_lfs(EXPERT, t, s), t)) for t in names for s in range(10)]
+    right = sum(ok for _, ok in expert) / len(expert)
+    assert abs((1 - right) - EXPERT.decoy_rate) < 0.12, right
+    for target in names:
+        lfs = recalled_lfs(EXPERT, target, 0)
+        assert not {k for lf in lfs for k in lf.keywords} & set(context.covered[target])
+        assert not marks_target(recalled_lfs(LIAR, target, 0), target)

@@ -69,7 +69,7 @@ class Responder:
         if read.kind == "guideline":
             text, swapped = self._guideline(request_key)
             return Answer(text, "guideline", wrong=swapped)
-        if read.kind not in ("code", "keywords", "concepts"):
+        if read.kind not in ("code", "keywords", "recall", "concepts"):
             return Answer("I can write labeling functions, keyword lists, concepts, guidelines, or label "
                           "records; tell me which.", read.kind)
         target = read.target or self._fallback_target(request_key)
@@ -80,6 +80,8 @@ class Responder:
             text = self._code(target, source, read, request_key)
         elif read.kind == "keywords":
             text = self._keywords(c, source, read, request_key)
+        elif read.kind == "recall":
+            text = self._recall(source, read, request_key)
         else:
             text = self._concepts(target, source, read, request_key)
         return Answer(text, read.kind, target, wrong=decoy)
@@ -136,11 +138,17 @@ class Responder:
                 chosen = [p for p in self._sample_cues(source, 2 * KEYWORDS_PER_REPLY, request_key)
                           if not is_common(p)][:KEYWORDS_PER_REPLY]
             chosen = chosen or [p for _, p in lifts[:1]]
-        else:   # recall: the class's cues the prompt does not already list
-            avoid = {a.lower() for a in read.avoid}
-            chosen = [p for p in self._sample_cues(source, 4 * KEYWORDS_PER_REPLY, request_key, avoid)
-                      if not is_common(p)][:2 * KEYWORDS_PER_REPLY]
+        else:   # asked for words with no text given: recall them
+            return self._recall(source, read, request_key)
         return json.dumps(chosen)
+
+    def _recall(self, source: int, read: PromptRead, request_key: str) -> str:
+        """The cues of class `source` (the target's, or another class's for a decoy) that the prompt does not
+        list as covered; an object when the request's schema asks for one with `keywords`, else a list."""
+        avoid = {a.lower() for a in read.avoid}
+        chosen = [p for p in self._sample_cues(source, 4 * KEYWORDS_PER_REPLY, request_key, avoid)
+                  if not is_common(p) and p not in avoid][:2 * KEYWORDS_PER_REPLY]
+        return json.dumps({"keywords": chosen} if read.wants_keyword_object else chosen)
 
     def _concepts(self, target: str, source: int, read: PromptRead, request_key: str) -> str:
         phrases = self._sample_cues(source, 12, request_key)

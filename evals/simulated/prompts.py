@@ -6,6 +6,8 @@ in three parts:
   as "[spam] ...", fenced code, long quotes). Its last ~600 characters hold the instruction; the kind is the
   first of code > guideline > concepts > keywords > labels whose signal words appear there (an LF-writing
   prompt may also mention words and classes; a labeling prompt may mention neither code nor keywords).
+  Words asked for with no text to copy them from (no record quoted on its own line or at length, no
+  "Text:" line) are a recall: the model names the cues it knows for the class.
   A primed assistant turn that starts a `def label` function, or a JSON schema asking for `topic_phrases`
   or for a list of strings, is as good as saying it.
 - the target class: the class named most in the ask, counting a mention after "class" or in quotes three
@@ -27,7 +29,8 @@ SINGLE_RECORD = re.compile(r"^\s*(?:text|record|message|comment|question|sms|inp
 HEADER = re.compile(r"^\s*[^\n.?!]{1,80}:\s*$")   # "Classes:", "Labeled examples:", "... kept (do not repeat them):"
 QUOTE = re.compile(r'"([^"\n]{2,})"|“([^”\n]{2,})”')
 
-KINDS = ("code", "guideline", "concepts", "keywords", "labels")
+KINDS = ("code", "guideline", "concepts", "keywords", "labels")  # and "recall": keywords with no text to copy from
+RECORD_QUOTE_CHARS = 40  # a quote this long is a record's text, not a JSON key or a format example
 SIGNALS = {
     "code": r"\bdef\s+label\b|\bpython\b|\bfunctions?\b|label\(record\)|\bregex|\bcode\b",
     "guideline": r"\bguidelines?\b|\bannotators?\b",
@@ -49,6 +52,7 @@ class PromptRead:
     descriptions: dict[str, str] = field(default_factory=dict)     # class -> description, when listed
     wants_json: bool = False
     avoid: list[str] = field(default_factory=list)    # words the prompt says are already covered / not wanted
+    wants_keyword_object: bool = False                # the schema asks for an object with a `keywords` list
 
 
 def read_request(body: dict, class_names: list[str]) -> PromptRead:
@@ -66,13 +70,16 @@ def read_request(body: dict, class_names: list[str]) -> PromptRead:
         kind = "concepts"
     elif kind is None and '"type": "array"' in schema and '"string"' in schema:
         kind = "keywords"
+    if kind == "keywords" and not _copy_source(user):
+        kind = "recall"
     tail = ask[-ASK_TAIL:].lower()
     read = PromptRead(kind=kind, target=find_target(ask, class_names), classes=list(class_names),
                       quoted=longest_quote(user), records=records,
                       listed=listed_texts(user, class_names) if _shows_a_function(user) else [],
                       descriptions=class_descriptions(user, class_names),
                       wants_json=bool(re.search(r"\bjson\b", tail)) or bool(body.get("response_format")),
-                      avoid=covered_words(user))
+                      avoid=covered_words(user),
+                      wants_keyword_object='"keywords"' in schema and '"object"' in schema)
     return read
 
 
@@ -134,6 +141,13 @@ def longest_quote(user: str) -> str | None:
     quotes = [m.group(1) or m.group(2) for m in QUOTE.finditer(user)
               if not re.search(r"[\[,]\s*$", user[:m.start()]) and not re.match(r"\s*[,\]]", user[m.end():])]
     return max(quotes, key=len) if quotes else None
+
+
+def _copy_source(user: str) -> bool:
+    """Whether the prompt shows a text to copy words from: a quote on its own line, a long quote, a record line."""
+    whole = any(re.fullmatch(r'\s*(?:"[^"\n]+"|“[^”\n]+”)\s*', line) for line in user.splitlines())
+    long_quote = any(len(m.group(1) or m.group(2)) >= RECORD_QUOTE_CHARS for m in QUOTE.finditer(user))
+    return whole or long_quote or bool(single_record(user))
 
 
 def numbered_records(user: str) -> list[tuple[str, str]]:

@@ -132,7 +132,7 @@ class SimulatedLLMServer:
         """Requests by kind; proposals and decoys; records labelled and flipped."""
         with self._lock:
             answers = list(self.answers)
-        proposals = [a for a in answers if a.kind in ("code", "keywords", "concepts", "guideline")]
+        proposals = [a for a in answers if a.kind in ("code", "keywords", "recall", "concepts", "guideline")]
         return {"requests": len(answers), "by_kind": dict(Counter(str(a.kind) for a in answers)),
                 "proposals": len(proposals), "decoys": sum(a.wrong for a in proposals),
                 "records": sum(a.records for a in answers), "flipped": sum(a.flipped for a in answers)}

@@ -44,16 +44,20 @@ class ProposalStage:
                                    covered=None if result is None else self._seed_covered(),
                                    per_class=4, seed=session.config.seed + self.round, multi_label=task.multi_label)
         current = []
+        covered: dict[str, list[str]] = {}
         if result is not None:
             by_name = {lf.name: lf for lf, *_ in self.store.lfs()}  # one read, not one per kept LF
             for row in session.lfs:
                 if row["status"] == "kept":
-                    current.append(f"{row['name']}: {by_name[row['name']].summary()} "
-                                   f"(seed accuracy {row['seed_accuracy']})")
+                    lf = by_name[row["name"]]
+                    current.append(f"{row['name']}: {lf.summary()} (seed accuracy {row['seed_accuracy']})")
+                    if lf.label and lf.kind in ("keywords", "regex"):
+                        covered.setdefault(lf.label, []).extend(lf.keywords if lf.kind == "keywords"
+                                                                 else [f"/{lf.pattern}/"])
         typical = typical_examples(seeds.texts, seeds.y, task.class_names, per_class=4,
                                    seed=session.config.seed + 1000 * self.round, multi_label=task.multi_label)
         return PromptContext(task=task, examples=examples, guideline=self.store.get_meta("guideline", ""),
-                             current_lfs=current, round=self.round, typical=typical)
+                             current_lfs=current, round=self.round, typical=typical, covered=covered)
 
     def _seed_covered(self) -> np.ndarray:
         L_seed, _ = self.session.votes.matrices(self.session.result.final.lfs)

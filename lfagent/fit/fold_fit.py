@@ -9,6 +9,11 @@ Honest use of seeds (cross-fitting):
    folds' held-out predictions. No reported figure is fitted on the seeds it is measured on.
 4. An LLM-written LF's right votes on the seeds its prompt showed do not count (VoteCache.matrices):
    the LLM saw those answers, so they cannot vouch for it; its wrong votes there still count.
+5. The LLM's LFs are judged inside each fold (judge_by_agreement): against the fold's model fitted without
+   them, on the unlabeled records. One that disagrees is dropped; one that agrees may stand in for seed
+   votes too few to decide, as the meaning check lets a keyword do. No choice is made on all the seeds
+   outside the folds (the round loop no longer screens), so the accuracy reported is not the best of many
+   noisy comparisons.
 The final model is then refit on all seeds.
 """
 from __future__ import annotations
@@ -28,7 +33,13 @@ from lfagent.lf import LabelingFunction
 from lfagent.propose.llm_concepts import refit_concept_lf
 from lfagent.propose.mined import mine_embedding_lfs, mine_ngram_lfs
 from lfagent.scoring import select_lfs
+from lfagent.scoring.agreement import Agreement, agreement_with_model
 from lfagent.scoring.meaning import vouched_by_meaning
+
+
+# LLM keyword LFs: copied from a seed text (llm:keywords) or recalled (llm:recall). Both are held to the bar a
+# mined keyword must reach and may be vouched for by meaning.
+KEYWORD_SOURCES = ("llm:keywords", "llm:recall")
 
 
 class PipelineConfig(BaseModel):
@@ -71,6 +82,7 @@ class FittedModel:
     dropped: dict[str, str] = field(default_factory=dict)
     candidates: list[LabelingFunction] = field(default_factory=list)
     vouched: set[str] = field(default_factory=set)  # LFs the meaning check let past too few seed votes
+    agreed: dict[str, Agreement] = field(default_factory=dict)  # LLM LFs let past too few seed votes by agreement
     label_model_name: str = "none"
 
     @property
@@ -79,10 +91,15 @@ class FittedModel:
 
     def reason(self, name: str) -> str | None:
         """Why this fit dropped the LF, or why it kept one the seeds alone could not judge."""
-        if name in self.vouched and name not in self.dropped:
+        if name in self.dropped:
+            return self.dropped[name]
+        if name in self.agreed:
+            return ("kept on its unlabeled votes: its seed votes are too few or too thin to decide; it "
+                    + self.agreed[name].reason())
+        if name in self.vouched:
             return ("vouched for by meaning: its seed votes are too few or too thin to decide; its keyword and "
                     "matches mean its class")
-        return self.dropped.get(name)
+        return None
 
     def predict(self, L: np.ndarray, emb: np.ndarray | None,
                 expert_emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -130,9 +147,10 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
              expert_embedder: str | None = None) -> FittedModel:
     """Mine, select, and fit on the seeds `train` (indices) plus the whole unlabeled set.
 
-    `pins` maps LF names to 'keep' (kept whatever scoring says) or 'drop' (never a candidate).
+    `pins` maps LF names to 'keep' (kept whatever scoring says) or 'drop' (never a candidate). The LLM's
+    proposals are judged here, inside the fold, on all the evidence (see `judge_by_agreement`).
     `expert_emb`: every seed's vector from the expert's own encoder (named `expert_embedder`, or None within
-    cross-fitting), read instead of the corpus embeddings by the expert.
+    cross-fitting), read instead of the corpus embeddings by the labeler's expert.
     """
     pins = pins or {}
     candidates = [lf for lf in candidate_lfs(corpus, train, config, list(extra)) if pins.get(lf.name) != "drop"]
@@ -140,30 +158,77 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     L_seed, L_unl = votes.matrices(candidates)
     y = corpus.seed_y[train]
     prior = class_prior(y, corpus.k, corpus.multi_label)
-    selection = select_lfs(L_seed[train], y, L_unl, cardinality=corpus.k, names=[lf.name for lf in candidates],
-                           lf_labels=[_label_index(lf, corpus.class_names) for lf in candidates],
-                           min_votes=config.min_votes, vouched=vouched_lfs(candidates, L_unl, corpus, prior),
-                           keywords=_named(candidates, "llm:keywords"), incremental=_named(candidates, "llm:"),
-                           rules=_named(candidates, ("mined:ngram", "mined:shape")))
-    dropped = dict(selection.dropped)
     failed = {lf.name: votes.errors[lf.fingerprint] for lf in candidates if lf.fingerprint in votes.errors}
+    expert = None  # the frozen-MiniLM expert: the agreement judge reads the unlabeled records in its space
+    if config.fallback == "embedding" and corpus.seed_emb is not None:
+        expert = fit_expert(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
+    agreement = judge_by_agreement(candidates, L_seed[train], L_unl, y, corpus, config, pins=pins, failed=failed,
+                                   expert=expert, prior=prior)
+    disagree = {name for name, judged in agreement.items() if judged.verdict == "disagrees"}
+    agreed = {name for name, judged in agreement.items() if judged.verdict == "agrees"}
+    columns = [j for j, lf in enumerate(candidates) if lf.name not in disagree]
+    pool = [candidates[j] for j in columns]
+    meaning = vouched_lfs(pool, L_unl[:, columns], corpus, prior)
+    selection = _select(pool, L_seed[train][:, columns], y, L_unl[:, columns], corpus, config,
+                        vouched=meaning | agreed)
+    dropped = {name: agreement[name].reason() for name in disagree}
+    dropped.update(selection.dropped)
     dropped.update({name: f"sandbox: {why}" for name, why in failed.items()})
     chosen = set(selection.kept) | {name for name, pin in pins.items() if pin == "keep"}
     keep = [j for j, lf in enumerate(candidates) if lf.name in chosen and lf.name not in failed]
     kept = [candidates[j] for j in keep]
     model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
-    expert = None
-    if config.fallback == "embedding" and corpus.seed_emb is not None:
-        seed_emb = corpus.seed_emb if expert_emb is None else expert_emb
-        expert = fit_expert(seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
-    labeler = Labeler(class_names=corpus.class_names, multi_label=corpus.multi_label, lfs=kept,
-                      label_model=model.to_state() if model is not None else None,
-                      prior=[float(p) for p in prior], expert=expert, join=config.combine,
-                      text_field=corpus.text_field, embedder=corpus.embedder_name,
-                      expert_embedder=expert_embedder if expert is not None else None)
+    if expert is not None and expert_emb is not None:  # the fine-tuned expert (fit/fewshot_views.py)
+        expert = fit_expert(expert_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
+    labeler = _labeler(corpus, kept, model, prior, expert, config)
+    if expert is not None and expert_embedder is not None:
+        labeler.expert_embedder = expert_embedder
     name = getattr(model, "chosen_method_", None) or getattr(model, "method", "none")
-    return FittedModel(labeler=labeler, dropped=dropped, candidates=candidates,
-                       vouched=set(selection.on_meaning), label_model_name=str(name))
+    on_meaning = set(selection.on_meaning)
+    return FittedModel(labeler=labeler, dropped=dropped, candidates=candidates, vouched=on_meaning & meaning,
+                       agreed={n: agreement[n] for n in on_meaning & agreed}, label_model_name=str(name))
+
+
+def _select(candidates: list[LabelingFunction], L_seed: np.ndarray, y: np.ndarray, L_unl: np.ndarray,
+            corpus: Corpus, config: PipelineConfig, *, vouched: set[str] = frozenset()):
+    return select_lfs(L_seed, y, L_unl, cardinality=corpus.k, names=[lf.name for lf in candidates],
+                      lf_labels=[_label_index(lf, corpus.class_names) for lf in candidates],
+                      min_votes=config.min_votes, vouched=vouched,
+                      keywords=_named(candidates, KEYWORD_SOURCES), incremental=_named(candidates, "llm:"),
+                      rules=_named(candidates, ("mined:ngram", "mined:shape")))
+
+
+def _labeler(corpus: Corpus, kept: list[LabelingFunction], model, prior: np.ndarray, expert, config) -> Labeler:
+    return Labeler(class_names=corpus.class_names, multi_label=corpus.multi_label, lfs=kept,
+                   label_model=model.to_state() if model is not None else None,
+                   prior=[float(p) for p in prior], expert=expert, join=config.combine,
+                   text_field=corpus.text_field, embedder=corpus.embedder_name)
+
+
+def judge_by_agreement(candidates: list[LabelingFunction], L_seed: np.ndarray, L_unl: np.ndarray, y: np.ndarray,
+                       corpus: Corpus, config: PipelineConfig, *, pins: dict[str, str], failed: dict[str, str],
+                       expert, prior: np.ndarray) -> dict:
+    """The LLM's LFs (not its record labels, not pinned) against the current model on the unlabeled records.
+
+    The current model is this fold's fit without any LLM LF: selection over the other candidates on the
+    fold's training seeds, their label model, joined with the fold's embedding expert. Returns name ->
+    Agreement (scoring/agreement.py); empty when there is nothing to judge, and for multi-label tasks.
+    `L_seed` holds the fold's training seeds' rows only.
+    """
+    judged = [j for j, lf in enumerate(candidates) if lf.provenance.source.startswith("llm:")
+              and lf.kind != "lookup" and pins.get(lf.name) != "keep" and lf.name not in failed]
+    if not judged or corpus.multi_label:
+        return {}
+    base = [j for j, lf in enumerate(candidates) if not lf.provenance.source.startswith("llm")]
+    pool = [candidates[j] for j in base]
+    selection = _select(pool, L_seed[:, base], y, L_unl[:, base], corpus, config,
+                        vouched=vouched_lfs(pool, L_unl[:, base], corpus, prior))
+    chosen = set(selection.kept) | {name for name, pin in pins.items() if pin == "keep"}
+    keep = [j for j in base if candidates[j].name in chosen and candidates[j].name not in failed]
+    model = fit_label_model(L_unl[:, keep], L_seed[:, keep], y, corpus, config) if keep else None
+    current = _labeler(corpus, [candidates[j] for j in keep], model, prior, expert, config)
+    probs, _ = current.raw_proba(L_unl[:, keep], corpus.unl_emb)
+    return agreement_with_model(L_unl[:, judged], probs, [candidates[j].name for j in judged])
 
 
 def _named(lfs: list[LabelingFunction], source: str | tuple[str, ...]) -> set[str]:
@@ -173,12 +238,13 @@ def _named(lfs: list[LabelingFunction], source: str | tuple[str, ...]) -> set[st
 
 def vouched_lfs(candidates: list[LabelingFunction], L_unl: np.ndarray, corpus: Corpus,
                 prior: np.ndarray) -> set[str]:
-    """LLM keyword LFs whose keywords and matched records mean their class (see scoring/meaning.py)."""
+    """LLM keyword LFs (copied or recalled) whose keywords and matched records mean their class (see
+    scoring/meaning.py)."""
     if corpus.class_emb is None or corpus.embed is None or corpus.unl_emb is None or corpus.multi_label:
         return set()
     vouched = set()
     for j, lf in enumerate(candidates):
-        if lf.provenance.source != "llm:keywords" or lf.label not in corpus.class_names:
+        if lf.provenance.source not in KEYWORD_SOURCES or lf.kind != "keywords" or lf.label not in corpus.class_names:
             continue
         c = corpus.class_names.index(lf.label)
         matched = corpus.unl_emb[L_unl[:, j] == c]

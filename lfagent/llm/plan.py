@@ -9,7 +9,8 @@ bounds under three stated assumptions:
 - completions use each request's whole `max_tokens`;
 - prompt tokens are estimated (tiktoken when it is installed, else characters / 4), and parts of a prompt
   only known mid-run count at their most: the guideline at its request's max_tokens, the parent LF of a
-  refinement at the code request's max_tokens, the list of kept LFs at its 12 lines.
+  refinement at the code request's max_tokens, the list of kept LFs at its 12 lines, the cues a recall
+  request lists as covered at their most (MAX_COVERED, each as long as a mined keyword may be).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from lfagent.data.dataset import Records
 from lfagent.llm.base import ChatRequest
 from lfagent.task import TaskSpec
 
-KINDS = ("guideline", "code LF", "keywords", "concepts", "refine", "labels")
+KINDS = ("guideline", "code LF", "recall", "keywords", "concepts", "refine", "labels")
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators per chat message, as OpenAI counts them
 KEPT_LF_LINES = 12  # PromptContext shows at most this many kept LFs
 KEPT_LF_LINE = "kw_{c}_0000: any of 'xxxxxxxx', 'xxxxxxxxxx', 'xxxxxxx' -> {c} (seed accuracy 0.950)"
@@ -90,6 +91,7 @@ def schedule(task: TaskSpec, seeds: Records, *, rounds: int, embed: bool, seed: 
     from lfagent.propose.llm_concepts import concept_request
     from lfagent.propose.llm_keywords import keyword_request
     from lfagent.propose.llm_proposer import guideline_request
+    from lfagent.propose.llm_recall import MAX_COVERED, recall_request
     from lfagent.propose.prompting import PromptContext, choose_examples, clip, render, typical_examples
 
     settings = settings or LoopSettings(rounds=rounds)
@@ -112,6 +114,7 @@ def schedule(task: TaskSpec, seeds: Records, *, rounds: int, embed: bool, seed: 
         context = PromptContext(
             task=task, round=round_, current_lfs=[KEPT_LF_LINE.format(c=names[i % len(names)])
                                                   for i in range(KEPT_LF_LINES)],
+            covered={t: [f"covered cue {t} {i:02d}" for i in range(MAX_COVERED)] for t in names},
             examples=choose_examples(seeds.texts, seeds.y, names, heldout=None, covered=None, per_class=4,
                                      seed=seed + round_, multi_label=task.multi_label),
             typical=typical_examples(seeds.texts, seeds.y, names, per_class=4, seed=seed + 1000 * round_,
@@ -120,6 +123,8 @@ def schedule(task: TaskSpec, seeds: Records, *, rounds: int, embed: bool, seed: 
             add("guideline", round_, [guideline_request(context)])
         add("code LF", round_, [code_request(context, t, sample=i) for i in range(settings.code_per_class)
                                 for t in names], guideline_tokens)
+        add("recall", round_, [recall_request(context, t, sample=i) for i in range(settings.recall_per_class)
+                               for t in names], guideline_tokens)
         add("keywords", round_, [keyword_request(context, t, text) for t in names
                                  for text in context.typical.get(t, [])[:max(1, settings.keyword_examples)]],
             guideline_tokens)

@@ -14,10 +14,11 @@ from lfagent.llm.base import ChatMessage, ChatRequest, LLMFailure
 from lfagent.propose.llm_code import REFINE_SHOWN, code_request, parse_code_reply, refine_request
 from lfagent.propose.llm_concepts import concept_lf, concept_request, parse_concepts
 from lfagent.propose.llm_keywords import keyword_request, parse_keyword_reply
+from lfagent.propose.llm_recall import parse_recall_reply, recall_request
 from lfagent.propose.parse import ProposalRejected
 from lfagent.propose.prompting import PromptContext, render, system_prompt
 
-KINDS = ("code", "keywords", "concepts")
+KINDS = ("code", "keywords", "recall", "concepts")
 CUT_REPLY = "reply cut at max_tokens"  # the failure a reply that hit max_tokens records
 
 
@@ -77,6 +78,8 @@ class LLMProposer:
             return self._code(context, n=n, targets=targets, round_=round_, offset=sample_offset)
         if kind == "keywords":
             return self._keywords(context, n=n, targets=targets, round_=round_, offset=sample_offset)
+        if kind == "recall":
+            return self._recall(context, n=n, targets=targets, round_=round_, offset=sample_offset)
         if kind == "concepts":
             return self._concepts(context, targets=targets, round_=round_, offset=sample_offset)
         raise ValueError(f"unknown proposal kind {kind!r}; expected one of {KINDS}")
@@ -127,6 +130,24 @@ class LLMProposer:
                 report.rejected += [("keyword", reason) for reason in rejected]
             except ProposalRejected as exc:
                 report.rejected.append(("keyword reply", exc.reason))
+        return report
+
+    def _recall(self, context, *, n, targets, round_, offset) -> ProposalReport:
+        """`n` recall requests per class (llm_recall.py): cues the model knows, beyond those the kept LFs cover.
+        No seed text is shown, so no seed vote of what it recalls is set aside when it is judged."""
+        report = ProposalReport()
+        jobs = [(t, offset + i) for i in range(max(1, n)) for t in targets]
+        replies = self._ask([recall_request(context, t, sample=s) for t, s in jobs], report)
+        for (target, _), text in zip(jobs, replies):
+            if text is None:
+                continue
+            try:
+                lfs, rejected = parse_recall_reply(text, target=target, class_names=self.class_names, round_=round_,
+                                                   model=self.model, covered=context.covered.get(target, []))
+                report.added += lfs
+                report.rejected += [("recalled cue", reason) for reason in rejected]
+            except ProposalRejected as exc:
+                report.rejected.append((f"recall reply for {target}", exc.reason))
         return report
 
     def _concepts(self, context, *, targets, round_, offset) -> ProposalReport:

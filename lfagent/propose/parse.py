@@ -95,6 +95,8 @@ def extract_json(reply: str):
             return value
         except json.JSONDecodeError as exc:
             last_error = exc
+        except RecursionError:  # thousands of nested brackets: hostile, or a model stuck in a loop
+            raise ProposalRejected("JSON nested too deeply") from None
     if last_error is not None:
         raise ProposalRejected(f"malformed JSON (truncated?): {last_error.msg}")
     raise ProposalRejected("no JSON in the reply")

@@ -31,6 +31,8 @@ class PromptContext:
     round: int = 0
     # Randomly drawn seeds per class: cue words are copied from typical texts, not from the hard cases.
     typical: dict[str, list[str]] = field(default_factory=dict)
+    # Class name -> cues its kept LFs already match (keywords, patterns): a recall request asks for others.
+    covered: dict[str, list[str]] = field(default_factory=dict)
 
     def fields(self, target: str | None = None) -> dict[str, str]:
         classes = "\n".join(f"- {c.name}: {c.description}" for c in self.task.classes)

@@ -27,7 +27,7 @@ from lfagent.errors import InputError, LFAgentError, LFRejected
 from lfagent.repl import render
 from lfagent.repl.edit import editable_text, parse_edited, run_editor
 
-KINDS = ("code", "keywords", "concepts")
+KINDS = ("code", "keywords", "recall", "concepts")
 LF_STATUSES = ("kept", "dropped", "candidate", "pinned")
 
 
@@ -50,7 +50,7 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "with its 95% interval, status", "status"),
     CommandSpec("show", "show LF", "an LF's source or definition, stats, and its hits and mistakes on the seeds",
                 "lf"),
-    CommandSpec("propose", "propose [N] [--class C] [--kind code|keywords|concepts]",
+    CommandSpec("propose", "propose [N] [--class C] [--kind code|keywords|recall|concepts]",
                 "ask the LLM for N new LFs (candidates), then fit to score them"),
     CommandSpec("refine", "refine LF", "show the LLM an LF's mistakes and ask for a better version", "lf"),
     CommandSpec("keep", "keep LF", "pin an LF as kept whatever scoring says (applies at the next fit)", "lf"),
