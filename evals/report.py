@@ -149,8 +149,8 @@ def markdown(results: dict) -> str:
         "are lfagent's own `labels` (per-class thresholds chosen on cross-fitted seeds), other systems' are "
         "those at probability >= 0.5. The end model (logistic regression on MiniLM embeddings, C=10, "
         "balanced class weights; lr-seeds is the same model on the seeds) is trained on every extra train "
-        "row with its soft silver label (each row once per class, weighted by its probability; covered or "
-        "not) and scored on test. wrench-* systems use the WRENCH human LFs (fit on "
+        "row, covered or not, with its silver label weighted by the system's confidence in it (multi-label: "
+        "per class, the decision weighted by p or 1 - p) and scored on test. wrench-* systems use the WRENCH human LFs (fit on "
         "all train rows, no seed labels). Cells are mean ± sd over draws.", "",
         "## Headline score", "", summary_table(results), "",
     ]
