@@ -132,7 +132,8 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
     expert = None
     if config.fallback == "embedding" and corpus.seed_emb is not None:
-        expert = fit_expert(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
+        expert = fit_expert(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
+                            prior=prior)
     labeler = Labeler(class_names=corpus.class_names, multi_label=corpus.multi_label, lfs=kept,
                       label_model=model.to_state() if model is not None else None,
                       prior=[float(p) for p in prior], expert=expert, join=config.combine,
