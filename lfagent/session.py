@@ -28,7 +28,9 @@ from lfagent.task import TaskSpec, load_task
 class Session:
     def __init__(self, task: TaskSpec | str | Path, run_dir: str | Path | None = None, *, llm="none",
                  config: PipelineConfig | None = None, progress=None, pool=None, embed: bool = True,
-                 limits: LLMLimits | None = None):
+                 limits: LLMLimits | None = None, fail_fast: bool = False):
+        """`fail_fast`: refuse a task nothing can label (see `_check_reachable`) before embedding anything,
+        as `lfagent run` wants; the REPL leaves it to the first fit, so that an LF can be added first."""
         self.task = task if isinstance(task, TaskSpec) else load_task(task)
         self.run_dir = Path(run_dir) if run_dir else Path("runs") / self.task.name
         self.store = RunStore(self.run_dir)
@@ -51,6 +53,12 @@ class Session:
         self.result: PipelineResult | None = None
         self.seeds: Records = load_seeds(self.task)
         self.unseeded: list[str] = self._warn_unseeded()
+        if fail_fast:
+            try:
+                self._check_reachable(self.pins())
+            except InputError:
+                self.store.close()
+                raise
         self.unlabeled: Records = load_unlabeled(self.task)
         self.corpus = self._build_corpus()
         self.votes = VoteCache(self.corpus, lambda: self.pool, progress=self.say)

@@ -210,7 +210,7 @@ def test_the_agent_labels_the_missing_class_from_the_llms_keywords(tmp_path, mon
 # -- the command line -------------------------------------------------------------------------------------
 
 @needs_data
-def test_init_keeps_a_declared_class_without_rows_and_run_refuses_it_without_an_llm(tmp_path, capsys):
+def test_init_keeps_a_declared_class_without_rows_and_run_refuses_it_without_an_llm(tmp_path, capsys, monkeypatch):
     """The held-out relation case, small: the labelled file has no row of a class the task declares."""
     from lfagent.cli import main
 
@@ -231,8 +231,12 @@ def test_init_keeps_a_declared_class_without_rows_and_run_refuses_it_without_an_
                  "--out", str(tmp_path / "other"), "--classes", names.replace("HUM,", "")]) == 2
     assert "label(s) ['HUM'] are not among --classes" in capsys.readouterr().err
 
+    def no_embedding(self):
+        raise AssertionError("embedded the data of a run it was going to refuse")
+
+    monkeypatch.setattr("lfagent.session.Session._build_corpus", no_embedding)
     code = main(["run", str(tmp_path / "task" / "task.yaml"), "--out", str(tmp_path / "run"), "--llm", "none",
-                 "--no-embeddings", "--quiet"])
+                 "--quiet"])
     err = capsys.readouterr().err
     assert code == 2
     assert "lfagent run: warning: the seeds have no example of class(es) ['ABBR']" in err  # one line, once
