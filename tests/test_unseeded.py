@@ -201,6 +201,7 @@ def test_the_agent_labels_the_missing_class_from_the_llms_keywords(tmp_path, mon
     status = {lf.name: (lf, s, why) for lf, s, _, why in RunStore(run_dir).lfs()}
     kept = [lf for lf, s, _ in status.values() if s == "kept" and lf.label == "ABBR"]
     assert any(lf.provenance.source == "llm:keywords" for lf in kept), {n: (s, w) for n, (_, s, w) in status.items()}
+    assert status["llm_annotations"][1] == "kept"  # the LLM's record labels, ABBR among them, are a source too
     ids, is_abbr, votes = abbr_rows(tmp_path / "task")
     rows = silver(run_dir)
     assert np.mean([rows[i]["label"] == "ABBR" for i, a in zip(ids, is_abbr) if a]) >= 0.5

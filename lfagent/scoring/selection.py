@@ -75,7 +75,7 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
                if (reason := unseeded_reason(s, min_votes, L_seed.shape[0]) if s.label in unseeded else
                    screening_reason(s, min_votes, cardinality, vouched=s.name in vouched,
                                     keyword=s.name in keywords))}
-    on_meaning = [s.name for s in stats if s.name in vouched and _stands_in(s, min_votes)]
+    on_meaning = [s.name for s in stats if s.name in vouched and s.label not in unseeded and _stands_in(s, min_votes)]
     index = {s.name: j for j, s in enumerate(stats)}
     if incremental:
         rule_columns = [index[s.name] for s in stats if s.name in rules and s.name not in dropped]
