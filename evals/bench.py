@@ -13,8 +13,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from evals.datasets import DEFAULT_DATA_DIR, BenchData, Draw, load_dataset, load_wrench, make_draw
-from evals.logreg import fit_predict_logreg
-from evals.metrics import SystemOutput, hard_labels, prediction_scores, score_name, summarize
+from evals.logreg import fit_predict_weighted_logreg
+from evals.metrics import SystemOutput, prediction_scores, score_name, summarize
 from evals.systems import DrawContext, applicable, run_system
 
 
@@ -101,7 +101,12 @@ def _run_one(system: str, ctx: DrawContext, test_emb: np.ndarray, say) -> dict:
 
 
 def score_output(out: SystemOutput, data: BenchData, draw: Draw, test_emb: np.ndarray, embed) -> dict:
-    """Scores of the silver test labels, and of the end model trained on the silver train labels."""
+    """Scores of the silver test labels, and of the end model trained on the silver train labels.
+
+    The end model trains on every extra train row, covered or not, with its silver label weighted by the
+    system's confidence in it (evals/logreg.py says why this weighting): a row no LF covers carries what
+    the system's probabilities say of it, so more coverage cannot make the end model worse by adding rows.
+    """
     y_test = data.test.y[out.test_rows]
     scores = prediction_scores(out.test_probs, y_test, multi_label=data.multi_label,
                                positive_class=data.positive_class, decisions=out.test_decisions)
@@ -109,12 +114,13 @@ def score_output(out: SystemOutput, data: BenchData, draw: Draw, test_emb: np.nd
                   n_scored=len(out.test_rows), llm_calls=out.llm_calls, llm_tokens=out.llm_tokens,
                   wall_s=out.wall_s, note=out.note, **out.extra)
     scores["end_model"] = None
-    if out.train_probs is not None and len(draw.extra_rows) and out.train_covered.any():
-        texts = [data.train.texts[i] for i in draw.extra_rows[out.train_covered]]
-        decided = None if out.train_decisions is None else out.train_decisions[out.train_covered]
-        silver = hard_labels(out.train_probs[out.train_covered], data.multi_label, decided)
-        probs = fit_predict_logreg(embed(texts), silver, test_emb, k=data.k, multi_label=data.multi_label,
-                                   seed=draw.seed)
+    if out.train_probs is not None and len(draw.extra_rows):
+        texts = [data.train.texts[i] for i in draw.extra_rows]
+        soft = np.clip(np.asarray(out.train_probs, dtype=float), 0.0, 1.0)
+        if not data.multi_label:
+            soft = soft / soft.sum(axis=1, keepdims=True).clip(1e-12)
+        probs = fit_predict_weighted_logreg(embed(texts), soft, test_emb, k=data.k, multi_label=data.multi_label,
+                                            decisions=out.train_decisions, seed=draw.seed)
         scores["end_model"] = prediction_scores(probs, data.test.y, multi_label=data.multi_label,
                                                 positive_class=data.positive_class)["score"]
         scores["end_model_train_rows"] = len(texts)

@@ -148,8 +148,9 @@ def markdown(results: dict) -> str:
         "rows (uncovered rows count, with whatever probabilities the system gives them); multi-label classes "
         "are lfagent's own `labels` (per-class thresholds chosen on cross-fitted seeds), other systems' are "
         "those at probability >= 0.5. The end model (logistic regression on MiniLM embeddings, C=10, "
-        "balanced class weights; lr-seeds is the same model on the seeds) is trained on the silver labels of "
-        "the covered extra train rows and scored on test. wrench-* systems use the WRENCH human LFs (fit on "
+        "balanced class weights; lr-seeds is the same model on the seeds) is trained on every extra train "
+        "row, covered or not, with its silver label weighted by the system's confidence in it (multi-label: "
+        "per class, the decision weighted by p or 1 - p) and scored on test. wrench-* systems use the WRENCH human LFs (fit on "
         "all train rows, no seed labels). Cells are mean ± sd over draws.", "",
         "## Headline score", "", summary_table(results), "",
     ]

@@ -59,3 +59,7 @@ def require(module: str, *, extra: str, feature: str):
         return importlib.import_module(module)
     except ImportError:
         raise MissingExtra(f"{feature} needs lfagent's {extra!r} extra: pip install 'lfagent[{extra}]'") from None
+
+
+class UnseededClassWarning(UserWarning):
+    """The seeds hold no example of a class: it is labelled only from what else can reach it."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lfagent.fit.crossfit import Metrics, PipelineResult, run_pipeline
-from lfagent.data.dataset import Records, load_records, load_seeds, load_unlabeled
+from lfagent.data.dataset import Records, load_records, load_seeds, load_unlabeled, unseeded_classes
 from lfagent.errors import InputError
 from lfagent.llm.budget import LLMLimits
 from lfagent.lf import LabelingFunction
@@ -35,7 +35,9 @@ def stored_config(stored: dict | None) -> PipelineConfig:
 class Session:
     def __init__(self, task: TaskSpec | str | Path, run_dir: str | Path | None = None, *, llm="none",
                  config: PipelineConfig | None = None, progress=None, pool=None, embed: bool = True,
-                 limits: LLMLimits | None = None):
+                 limits: LLMLimits | None = None, fail_fast: bool = False):
+        """`fail_fast`: refuse a task nothing can label (see `_check_reachable`) before embedding anything,
+        as `lfagent run` wants; the REPL leaves it to the first fit, so that an LF can be added first."""
         self.task = task if isinstance(task, TaskSpec) else load_task(task)
         self.run_dir = Path(run_dir) if run_dir else Path("runs") / self.task.name
         self.store = RunStore(self.run_dir)
@@ -57,9 +59,49 @@ class Session:
         self.llm_purpose = "propose"  # what they are recorded as: "propose", or "annotate" (agent/annotate.py)
         self.result: PipelineResult | None = None
         self.seeds: Records = load_seeds(self.task)
+        self.unseeded: list[str] = self._warn_unseeded()
+        if fail_fast:
+            try:
+                self._check_reachable(self.pins())
+            except InputError:
+                self.store.close()
+                raise
         self.unlabeled: Records = load_unlabeled(self.task)
         self.corpus = self._build_corpus()
         self.votes = VoteCache(self.corpus, lambda: self.pool, progress=self.say)
+
+    def _warn_unseeded(self) -> list[str]:
+        """Classes no seed carries: the run goes on (they are still classes) and says so once, here and in
+        the run card (run meta `unseeded_classes`); `fit` refuses only if nothing could label them."""
+        missing = unseeded_classes(self.task, self.seeds)
+        self.store.set_meta("unseeded_classes", missing)
+        if missing:
+            import warnings
+
+            from lfagent.errors import UnseededClassWarning
+
+            warnings.warn(UnseededClassWarning(
+                f"the seeds have no example of class(es) {missing}; going on: they get labels only from LFs "
+                "that vote them (yours, or an LLM's from their description), from the LLM's record labels and "
+                "the label model, starting from a small prior, and no seed can measure how well. Add a few "
+                "seeds of each if you can"), stacklevel=3)
+        return missing
+
+    def _check_reachable(self, pins: dict[str, str]) -> None:
+        """Refuse to fit when a class has no seed and nothing at all could vote it: no LLM, no LF for it.
+
+        Single-label only: there each record of such a class would silently get another class's label.
+        A multi-label class nothing votes is simply never on, which is what the labels then say (the
+        warning has said why)."""
+        if not self.unseeded or self.llm_spec != "none" or self.task.multi_label:
+            return
+        lfs = [lf for lf in self.external_lfs() if pins.get(lf.name) != "drop"]
+        stranded = [c for c in self.unseeded if not any(lf.label in (c, None) for lf in lfs)]
+        if stranded:
+            raise InputError(f"class(es) {stranded} have no seed example, and nothing could label them: with "
+                             "--llm none no LF votes them. Add seeds of them, run with an LLM (--llm local or "
+                             "--llm openai:MODEL), or add an LF that votes them (Session.add_lf, or `lfagent "
+                             "repl`)", path=self.task.resolve(self.task.seeds))
 
     def _embeddings_unavailable(self) -> bool:
         """A core install has no embedder: the run goes on without embeddings and says so once."""
@@ -250,6 +292,7 @@ class Session:
     def fit(self, *, pins: dict[str, str] | None = None, record: bool = True) -> Metrics:
         """Fit with cross-fitting. `pins` replaces `self.pins()` for a trial fit; `record=False` leaves the
         run store untouched (a trial's outcome is not the run's state)."""
+        self._check_reachable(self.pins() if pins is None else pins)
         self.result = run_pipeline(self.corpus, self.config, extra=self.external_lfs(),
                                    pins=self.pins() if pins is None else pins, votes=self.votes,
                                    progress=self.say if record else None)

@@ -38,7 +38,8 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
     say = progress or (lambda message: None)
     limits = LLMLimits(max_calls=max_llm_calls, max_tokens=max_tokens,
                        prices=Prices(prompt_per_million=prices[0], completion_per_million=prices[1]))
-    with Session(task_path, run_dir, llm=llm, config=config, progress=say, embed=embed, limits=limits) as session:
+    with Session(task_path, run_dir, llm=llm, config=config, progress=say, embed=embed, limits=limits,
+                 fail_fast=True) as session:
         session.store.set_meta("llm", llm)
         session.store.set_meta("run_args", {"llm": llm, "rounds": rounds, "max_llm_calls": max_llm_calls,
                                             "max_tokens": max_tokens, "seed": seed, "folds": folds,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from lfagent.about import lfagent_version
 from lfagent.errors import LFAgentError
@@ -51,13 +52,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(_face(args._module).main(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
+            return int(_face(args._module).main(args) or 0)
     except LFAgentError as exc:
         print(f"lfagent {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lfagent {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warnings(command: str, fallback):
+    """lfagent's own warnings (a class without seeds, ...) as one line, like its errors; others as usual."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("lfagent"):
+            print(f"lfagent {command}: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+    return show
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, metavar="N",
                         help=f"draw N seeds, stratified by class (at least {MIN_SEEDS_PER_CLASS} each); "
                              f"the other labelled rows become the held-out test set (up to {DEFAULT_TEST_ROWS:,})")
+    parser.add_argument("--classes", metavar="A,B,...", type=_names,
+                        help="every class of the task, comma-separated: a class no labelled row carries is kept "
+                             "(with a warning; `lfagent run` labels it from LFs that vote it), any other label "
+                             "is refused (default: the labels found)")
     parser.add_argument("--seed", type=int, default=0, help="seed for every random draw")
     parser.add_argument("--name", help="task name (default: the folder's name)")
     group = parser.add_mutually_exclusive_group()
@@ -31,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing DIR/task.yaml")
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def main(args: argparse.Namespace) -> int:
     from lfagent.data.init_task import InitOptions, init_task
 
@@ -38,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         labeled=Path(args.labeled), unlabeled=args.unlabeled, text_column=args.text_column,
         label_column=args.label_column, out=Path(args.out), id_column=args.id_column, seeds=args.seeds,
         seed=args.seed, name=args.name, separator=args.label_separator, single_label=args.single_label,
-        unlabeled_rows=args.unlabeled_rows, force=args.force))
+        unlabeled_rows=args.unlabeled_rows, force=args.force, classes=args.classes))
     kind = (f"multi-label (split on {result.separator!r})" if result.separator
             else "multi-label (lists)" if result.multi_label else "single-label")
     print(f"{len(result.classes)} classes, {kind}, {result.n_seeds:,} seeds of {result.n_labeled:,} labelled rows:")

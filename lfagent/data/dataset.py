@@ -113,13 +113,15 @@ def load_records(task: TaskSpec, relative: str, *, labeled: bool) -> Records:
 
 
 def load_seeds(task: TaskSpec) -> Records:
-    seeds = load_records(task, task.seeds, labeled=True)
-    present = seeds.y.sum(axis=0) if task.multi_label else np.bincount(seeds.y, minlength=task.cardinality)
-    missing = [c for c, count in zip(task.class_names, np.atleast_1d(present)) if count == 0]
-    if missing and not task.multi_label:
-        raise InputError(f"seeds have no example of class(es) {missing}; add at least one each",
-                         path=task.resolve(task.seeds))
-    return seeds
+    """The seeds. A class with no seed example is allowed (see `unseeded_classes`): the session warns."""
+    return load_records(task, task.seeds, labeled=True)
+
+
+def unseeded_classes(task: TaskSpec, seeds: Records) -> list[str]:
+    """Classes no seed carries (multi-label: no seed lists them), in task order."""
+    y = np.asarray(seeds.y)
+    present = y.sum(axis=0) if task.multi_label else np.bincount(y.astype(int), minlength=task.cardinality)
+    return [c for c, count in zip(task.class_names, np.atleast_1d(present)) if count == 0]
 
 
 def load_unlabeled(task: TaskSpec) -> Records:

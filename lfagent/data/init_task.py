@@ -51,6 +51,7 @@ class InitOptions:
     unlabeled_rows: int = DEFAULT_UNLABELED_ROWS
     test_rows: int = DEFAULT_TEST_ROWS
     force: bool = False
+    classes: list[str] | None = None  # every class of the task, also those no labelled row carries
 
 
 @dataclass
@@ -197,6 +198,18 @@ def assign_labels(rows: list[LabeledRow], cells: list, multi_label: bool, separa
     return [c for c, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
 
 
+def declared_classes(found: list[str], options: InitOptions) -> list[str]:
+    """The classes --classes names that no labelled row carries (a class is a class without seeds);
+    a label outside --classes is refused."""
+    if not options.classes:
+        return []
+    stray = [c for c in found if c not in options.classes]
+    if stray:
+        raise InputError(f"label(s) {stray} are not among --classes {options.classes}", path=options.labeled,
+                         field=options.label_column)
+    return [c for c in dict.fromkeys(options.classes) if c not in found]
+
+
 def class_counts(rows: list[LabeledRow]) -> Counter:
     return Counter(label for row in rows for label in row.labels)
 
@@ -230,9 +243,11 @@ def stratified_sample(rows: list[LabeledRow], n: int, seed: int) -> tuple[list[L
     return [rows[i] for i in sorted(chosen)], [rows[i] for i in range(len(rows)) if i not in chosen]
 
 
-def check_seed_counts(seeds: list[LabeledRow], classes: list[str], options: InitOptions) -> None:
+def check_seed_counts(seeds: list[LabeledRow], classes: list[str], options: InitOptions,
+                      unseeded: list[str] = ()) -> None:
+    """Refuse a class with a few seeds (`unseeded`: declared with --classes and in no labelled row, is allowed)."""
     counts = class_counts(seeds)
-    few = [c for c in classes if counts[c] < MIN_SEEDS_PER_CLASS]
+    few = [c for c in classes if counts[c] < MIN_SEEDS_PER_CLASS and c not in unseeded]
     if not few:
         return
     detail = "; ".join(f"{c!r} has {counts[c]} (line{'s' if counts[c] != 1 else ''} "
@@ -315,7 +330,7 @@ def render_task_yaml(*, name: str, options: InitOptions, classes: list[str], see
     width = max(len(_scalar(c)) for c in classes)
     class_lines = []
     for c in classes:
-        of = f" (of {labeled_counts[c]:,} labelled)" if labeled_counts[c] != seed_counts[c] else ""
+        of = f" (of {labeled_counts.get(c, 0):,} labelled)" if labeled_counts.get(c, 0) != seed_counts[c] else ""
         class_lines.append(f"  - {{name: {_scalar(c) + ',':<{width + 1}} description: \"\"}}  "
                            f"# {seed_counts[c]:,} seeds{of}")
     seeds_why = ("drawn with --seeds (stratified, --seed " + str(options.seed) + ") and " if options.seeds else "")
@@ -357,17 +372,20 @@ def init_task(options: InitOptions) -> InitResult:
     rows, cells = read_labeled(options)
     multi, separator = detect_multi_label(cells, separator=options.separator, single_label=options.single_label)
     classes = assign_labels(rows, cells, multi, separator, options)
+    unseeded = declared_classes(classes, options)
+    classes += unseeded
     if options.seeds is not None and options.seeds < 2 * MIN_SEEDS_PER_CLASS:
         raise InputError(f"--seeds {options.seeds} is too few; give at least {MIN_SEEDS_PER_CLASS} per class")
     seeds, rest = stratified_sample(rows, options.seeds, options.seed) if options.seeds else (rows, [])
-    check_seed_counts(seeds, classes, options)
+    check_seed_counts(seeds, classes, options, unseeded)
     paths = resolve_unlabeled(options.unlabeled)
     check_unlabeled_columns(paths, [options.text_column] + ([given_id] if given_id else []))
 
     out.mkdir(parents=True, exist_ok=True)
     id_field = options.id_column or "id"
     write_jsonl(out / "seeds.jsonl", [seed_record(r, options, multi, id_field) for r in seeds])
-    notes: list[str] = []
+    notes: list[str] = [f"warning: no labelled row carries {c!r}: `lfagent run` labels it only from LFs that vote "
+                        "it (an LLM's, from its description in task.yaml, or yours)" for c in unseeded]
     test = None
     if rest:
         kept = sorted(random.Random(options.seed + 1).sample(range(len(rest)), min(len(rest), options.test_rows)))

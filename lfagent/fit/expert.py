@@ -3,6 +3,13 @@
 It speaks for records no LF covers, and joins the label model on covered ones as a second, independent
 expert (`join_experts`). It is trained with balanced class weights, so its output is a likelihood with a
 flat prior: multiplied by the label model's posterior it does not count the class prior twice.
+
+A class the training seeds hold no example of (a task whose seeds miss a class, or a cross-fitting fold
+whose training part misses a rare one) is one the expert cannot speak for or against. It gives that
+class its prior share (`unseen_share`: small, never zero) and the seen classes the rest, so on a row no
+LF covers the class stays possible but unlikely; and wherever an LF votes it, `join_experts` leaves its
+probability to the label model alone: a product with the expert's guess would veto every LF that votes
+a class the seeds happen to miss.
 """
 from __future__ import annotations
 
@@ -22,10 +29,17 @@ class ExpertState(BaseModel):
     intercept: list[float] = []
     classes: list[int] = []
     constant: list[float | None] = []  # multi-label classes with one seed value: a fixed probability
+    unseen: list[int] = []  # classes no training seed carries (multi-label: no positive seed)
+    unseen_share: list[float] = []  # single-label: the probability each of them gets (its prior)
 
 
-def fit_expert(emb: np.ndarray, y: np.ndarray, multi_label: bool, seed: int, c: float = 10.0) -> ExpertState | None:
-    """Balanced logistic regression on seed embeddings; None when the seeds hold a single class."""
+def fit_expert(emb: np.ndarray, y: np.ndarray, multi_label: bool, seed: int, c: float = 10.0,
+               prior: np.ndarray | None = None) -> ExpertState | None:
+    """Balanced logistic regression on seed embeddings; None when the seeds hold a single class.
+
+    `prior` (k,) is the share a class without training seeds gets (default: none for single-label,
+    the column mean, 0, for multi-label).
+    """
     from sklearn.linear_model import LogisticRegression
 
     def model():
@@ -43,13 +57,18 @@ def fit_expert(emb: np.ndarray, y: np.ndarray, multi_label: bool, seed: int, c: 
             else:
                 state.coef.append([])
                 state.intercept.append(0.0)
-                state.constant.append(float(column.mean()))
+                unseen = column.sum() == 0
+                state.constant.append(float(prior[k]) if unseen and prior is not None else float(column.mean()))
+                if unseen:
+                    state.unseen.append(k)
         return state
     if len(np.unique(y)) < 2:
         return None
     fitted = model().fit(emb, y)
+    classes = [int(k) for k in fitted.classes_]
+    unseen = [] if prior is None else [k for k in range(len(prior)) if k not in classes]
     return ExpertState(multi_label=False, coef=fitted.coef_.tolist(), intercept=fitted.intercept_.tolist(),
-                       classes=[int(k) for k in fitted.classes_])
+                       classes=classes, unseen=unseen, unseen_share=[float(prior[k]) for k in unseen])
 
 
 def expert_proba(state: ExpertState, emb: np.ndarray, k: int) -> np.ndarray:
@@ -69,13 +88,17 @@ def expert_proba(state: ExpertState, emb: np.ndarray, k: int) -> np.ndarray:
         logits -= logits.max(axis=1, keepdims=True)
         sub = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     out = np.zeros((len(emb), k))
-    out[:, state.classes] = sub
+    out[:, state.classes] = sub * (1.0 - sum(state.unseen_share))
+    out[:, state.unseen] = state.unseen_share
     return out
 
 
-def join_experts(lm: np.ndarray, emb: np.ndarray, covered: np.ndarray, multi_label: bool, how: Join) -> np.ndarray:
+def join_experts(lm: np.ndarray, emb: np.ndarray, covered: np.ndarray, multi_label: bool, how: Join, *,
+                 unseen: list[int] = (), reached: np.ndarray | None = None) -> np.ndarray:
     """Covered rows: label model and embedding expert as independent experts ("product"), or the label
-    model alone ("none"); rows no LF covers: the embedding expert."""
+    model alone ("none"); rows no LF covers: the embedding expert. `reached` (n x len(unseen), bool) marks
+    the rows where an LF votes each class the expert never saw: there that class's probability is the
+    label model's, and the other classes share the rest in the joint's proportions."""
     eps = 1e-6
     out = emb.copy()
     if how == "product":
@@ -89,4 +112,19 @@ def join_experts(lm: np.ndarray, emb: np.ndarray, covered: np.ndarray, multi_lab
         out[covered] = joint[covered]
     else:
         out[covered] = lm[covered]
+    if len(unseen) and reached is not None and reached.any():
+        out = _label_model_decides(out, lm, list(unseen), reached, multi_label)
     return out
+
+
+def _label_model_decides(out: np.ndarray, lm: np.ndarray, unseen: list[int], reached: np.ndarray,
+                         multi_label: bool) -> np.ndarray:
+    mask = np.zeros(out.shape, dtype=bool)
+    mask[:, unseen] = reached
+    fixed = np.where(mask, lm, 0.0)
+    if multi_label:  # independent classes: nothing else to rescale
+        return np.where(mask, fixed, out)
+    free = np.where(mask, 0.0, out)
+    room = np.clip(1.0 - fixed.sum(axis=1, keepdims=True), 0.0, 1.0)
+    free *= room / np.maximum(free.sum(axis=1, keepdims=True), 1e-12)
+    return fixed + free

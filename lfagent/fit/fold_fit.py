@@ -161,7 +161,8 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     failed = {lf.name: votes.errors[lf.fingerprint] for lf in candidates if lf.fingerprint in votes.errors}
     expert = None  # the frozen-MiniLM expert: the agreement judge reads the unlabeled records in its space
     if config.fallback == "embedding" and corpus.seed_emb is not None:
-        expert = fit_expert(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
+        expert = fit_expert(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
+                            prior=prior)
     agreement = judge_by_agreement(candidates, L_seed[train], L_unl, y, corpus, config, pins=pins, failed=failed,
                                    expert=expert, prior=prior)
     disagree = {name for name, judged in agreement.items() if judged.verdict == "disagrees"}
@@ -179,7 +180,8 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     kept = [candidates[j] for j in keep]
     model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
     if expert is not None and expert_emb is not None:  # the fine-tuned expert (fit/fewshot_views.py)
-        expert = fit_expert(expert_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c)
+        expert = fit_expert(expert_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
+                            prior=prior)
     labeler = _labeler(corpus, kept, model, prior, expert, config)
     if expert is not None and expert_embedder is not None:
         labeler.expert_embedder = expert_embedder

@@ -109,7 +109,10 @@ class Labeler(BaseModel):
             probs[~covered] = prior
             return probs, covered
         expert = expert_proba(self.expert, embeddings, self.k)
-        return join_experts(probs, expert, covered, self.multi_label, self.join), covered
+        unseen = self.expert.unseen
+        reached = (L[:, :, None] == np.asarray(unseen)[None, None, :]).any(axis=1) if unseen else None
+        return join_experts(probs, expert, covered, self.multi_label, self.join, unseen=unseen,
+                            reached=reached), covered
 
     def proba(self, L: np.ndarray, embeddings: np.ndarray | None = None,
               expert_embeddings: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

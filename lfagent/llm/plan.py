@@ -126,7 +126,7 @@ def schedule(task: TaskSpec, seeds: Records, *, rounds: int, embed: bool, seed: 
         add("recall", round_, [recall_request(context, t, sample=i) for i in range(settings.recall_per_class)
                                for t in names], guideline_tokens)
         add("keywords", round_, [keyword_request(context, t, text) for t in names
-                                 for text in context.typical.get(t, [])[:max(1, settings.keyword_examples)]],
+                                 for text in (context.typical.get(t) or [None])[:max(1, settings.keyword_examples)]],
             guideline_tokens)
         if round_ == settings.concepts_in_round and embed:  # without embeddings no concept call is made
             add("concepts", round_, [concept_request(context, t) for t in names])

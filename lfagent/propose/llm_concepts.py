@@ -84,8 +84,14 @@ def concept_lf(concepts: Concepts, target: str, phrase_emb: np.ndarray, seed_emb
 
 def fit_concept_threshold(phrase_emb: np.ndarray, seed_emb: np.ndarray, seed_members: np.ndarray,
                           target_precision: float = 0.8) -> tuple[float | None, float]:
-    """(threshold, precision goal): the lowest similarity whose seeds above it are mostly the class."""
+    """(threshold, precision goal): the lowest similarity whose seeds above it are mostly the class.
+
+    With no seed of the class every seed is a counter-example: the threshold is just above the most
+    similar seed (a margin over the rounding of stored prototypes), so the LF votes only records closer to
+    the class's concepts than any seed is."""
     sims = (seed_emb @ np.asarray(phrase_emb).T).max(axis=1)
+    if len(sims) and not np.asarray(seed_members, bool).any():
+        return float(sims.max()) + 1e-4, 1.0
     prior = float(np.mean(seed_members))
     goal = max(target_precision, prior + (1 - prior) / 2)
     return choose_threshold(sims, np.asarray(seed_members, bool), target_precision=goal), goal

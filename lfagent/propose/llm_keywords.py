@@ -28,11 +28,16 @@ class KeywordReply(BaseModel):
 KEYWORD_LIST_SCHEMA = {"type": "array", "items": {"type": "string"}, "maxItems": 5}
 
 
-def keyword_request(context: PromptContext, target: str, text: str, *, sample: int = 0,
+def keyword_request(context: PromptContext, target: str, text: str | None, *, sample: int = 0,
                     max_tokens: int = 60) -> ChatRequest:
+    """Copy cue words from `text`, a seed of `target`; with `text=None` (the seeds have no example of
+    `target`) recall them from the class description, since there is nothing to copy from."""
     description = next((c.description for c in context.task.classes if c.name == target), "") or target
-    prompt = render("keywords", context, target, text=clip(text, 400).replace('"', "'"),
-                    target_description=description)
+    if text is None:
+        prompt = render("keywords_unseen", context, target, target_description=description)
+    else:
+        prompt = render("keywords", context, target, text=clip(text, 400).replace('"', "'"),
+                        target_description=description)
     return ChatRequest(messages=[ChatMessage(role="system", content=system_prompt()),
                                  ChatMessage(role="user", content=prompt)],
                        temperature=0.2, max_tokens=max_tokens,

@@ -115,10 +115,11 @@ class LLMProposer:
         return report
 
     def _keywords(self, context, *, n, targets, round_, offset) -> ProposalReport:
-        """`n` typical seed texts per class, one request each."""
+        """`n` typical seed texts per class, one request each; one request from the description alone for
+        a class without seeds (its keywords cannot be copied, so they are not checked against a text)."""
         report = ProposalReport()
         source = context.typical or context.examples
-        jobs = [(t, example) for t in targets for example in source.get(t, [])[:max(1, n)]]
+        jobs = [(t, example) for t in targets for example in (source.get(t) or [None])[:max(1, n)]]
         replies = self._ask([keyword_request(context, t, example, sample=offset) for t, example in jobs], report)
         for (target, example), text in zip(jobs, replies):
             if text is None:
@@ -126,7 +127,7 @@ class LLMProposer:
             try:
                 lfs, rejected = parse_keyword_reply(text, class_names=self.class_names, round_=round_, model=self.model,
                                                     target=target, source_text=example)
-                report.added += [with_shown(lf, [example]) for lf in lfs]
+                report.added += [with_shown(lf, [example] if example is not None else []) for lf in lfs]
                 report.rejected += [("keyword", reason) for reason in rejected]
             except ProposalRejected as exc:
                 report.rejected.append(("keyword reply", exc.reason))

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from lfagent.scoring.table import format_cell
 from lfagent.about import lfagent_version
-from lfagent.rundir.read import RunArtifacts, load_run
+from lfagent.rundir.read import RunArtifacts, load_run, store_meta
 from lfagent.report.summary import (Reliability, class_distribution as silver_class_distribution,
                                     coverage_fraction, lfs_by_source, reliability)
 
@@ -69,6 +69,7 @@ class CardFacts(BaseModel):
     n_seeds: int
     guideline: str | None = None
     llm_spent: dict | None = None  # what the run paid its LLM (calls, tokens, cost), from metrics.json
+    unseeded: list[str] = []  # classes no seed carries (run.sqlite meta `unseeded_classes`)
 
 
 def lf_rows(run: RunArtifacts) -> list[LFRow]:
@@ -113,7 +114,8 @@ def card_facts(run: RunArtifacts, *, counts: int | dict[str, int] | None = None,
         run_id=run.model.run_id, lf_set_hash=run.model.lf_set_hash,
         label_model=str(metrics.get("label_model") or ("none" if run.model.labeler.label_model is None else "fitted")),
         created=run.created, version=lfagent_version(), n_seeds=int(metrics.get("n_seeds") or len(run.heldout)),
-        guideline=run.guideline, llm_spent=run.metrics.get("llm") or None)
+        guideline=run.guideline, llm_spent=run.metrics.get("llm") or None,
+        unseeded=list(store_meta(run.path, "unseeded_classes") or []))
 
 
 
@@ -128,6 +130,15 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return lines + [""]
 
 
+def unseeded_warning(classes: list[str]) -> str:
+    """What a reader of the labels must know about classes no seed carries (card and HTML report)."""
+    one = len(classes) == 1
+    return (f"the seeds have no example of {', '.join(classes)}. {'It is' if one else 'They are'} labelled only "
+            "where an LF votes " + ("it" if one else "them") + " (the user's, or an LLM's), through the LLM's record "
+            "labels and the label model, from a small prior; no seed measures how well, and the seed figures "
+            "say nothing about " + ("it." if one else "them."))
+
+
 def _counts_section(f: CardFacts) -> list[str]:
     out = ["## Counts", ""] + _table(["what", "records"], [[k, v] for k, v in f.counts.items()])
     total = sum(f.class_distribution.values())
@@ -135,6 +146,8 @@ def _counts_section(f: CardFacts) -> list[str]:
     out += ["## Class distribution", ""]
     out += _table(["class", unit, "share"],
                   [[name, n, f"{n / total:.1%}" if total else "-"] for name, n in f.class_distribution.items()])
+    if f.unseeded:
+        out += [f"**Warning:** {unseeded_warning(f.unseeded)}", ""]
     out += ["## Coverage", ""]
     if f.coverage is None:
         out += ["Coverage unknown (no silver records).", ""]

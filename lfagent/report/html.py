@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lfagent.scoring.table import format_cell
 from lfagent.report import plots
-from lfagent.report.card import CardFacts, card_facts
+from lfagent.report.card import CardFacts, card_facts, unseeded_warning
 from lfagent.rundir.read import RunArtifacts, load_run
 from lfagent.report.summary import pairwise_disagreement
 from lfagent.report.votes import KeptVotes, kept_lf_votes
@@ -54,7 +54,8 @@ def reason_group(reason: str | None) -> str:
 
 def build_report(run: RunArtifacts, votes: KeptVotes) -> Report:
     facts = card_facts(run)
-    notes = [votes.note] if votes.note else []
+    notes = [f"Warning: {unseeded_warning(facts.unseeded)}"] if facts.unseeded else []
+    notes += [votes.note] if votes.note else []
     notes += [f"LF {name} left out of the disagreement heatmap: {why}" for name, why in votes.skipped.items()]
     figures = [_reliability_figure(facts), _scatter_figure(run), _distribution_figure(facts),
                _disagreement_figure(votes)]

@@ -14,6 +14,11 @@ An LF is kept when, in this order:
    vote no LF in `rules` (the mined keywords that pass the checks above) casts, it must be right more
    often than chance, or what it adds is noise ("love|check out" -> spam: right wherever `check out`
    already voted spam, wrong on every "i love this song" it adds);
+   an LF that votes only a class no seed carries cannot be judged by its accuracy (every seed vote it
+   casts is a false positive, by construction): it is kept when the rate of those false positives on
+   the seeds is under half its coverage of the unlabeled rows, so that most of its unlabeled votes are
+   not misfires (with fewer than `min_votes` of them, the lower bound of the rate's interval: seeds that
+   cannot show it misfires do not drop it); the label model then weighs it like any other LF;
 3. it is not a near-duplicate of a better LF (redundancy graph);
 4. it adds to the label model. LFs are tried best first (highest ci_low). With `gain_fn`, an LF
    adds when it covers an unlabeled row no kept LF covers, or raises gain_fn(kept indices) by more
@@ -28,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from lfagent.scoring.checks import check_label_matrix, check_seed_labels
-from lfagent.scoring.intervals import keyword_bar, smoothed_precision
+from lfagent.scoring.intervals import keyword_bar, smoothed_precision, wilson_interval
 from lfagent.scoring.redundancy import quality_order, redundancy_graph, redundant_with
 from lfagent.scoring.stats import LFStats, class_truth, lf_stats
 
@@ -64,15 +69,18 @@ def select_lfs(L_seed, y_seed, L_unl, *, cardinality: int, names, lf_labels=None
     stats = lf_stats(L_seed, y_seed, L_unl, cardinality=cardinality, names=names, lf_labels=lf_labels)
     L_seed = check_label_matrix(L_seed, cardinality, what="L_seed")
     L_unl = check_label_matrix(L_unl, cardinality, what="L_unl")
+    truth = class_truth(check_seed_labels(np.asarray(y_seed), L_seed.shape[0], cardinality), cardinality)
+    unseeded = set(np.flatnonzero(~truth.any(axis=0)).tolist())
     dropped = {s.name: reason for s in stats
-               if (reason := screening_reason(s, min_votes, cardinality, vouched=s.name in vouched,
-                                              keyword=s.name in keywords))}
-    on_meaning = [s.name for s in stats if s.name in vouched and _stands_in(s, min_votes)]
+               if (reason := unseeded_reason(s, min_votes, L_seed.shape[0]) if s.label in unseeded else
+                   screening_reason(s, min_votes, cardinality, vouched=s.name in vouched,
+                                    keyword=s.name in keywords))}
+    on_meaning = [s.name for s in stats if s.name in vouched and s.label not in unseeded and _stands_in(s, min_votes)]
     index = {s.name: j for j, s in enumerate(stats)}
     if incremental:
-        truth = class_truth(check_seed_labels(np.asarray(y_seed), L_seed.shape[0], cardinality), cardinality)
         rule_columns = [index[s.name] for s in stats if s.name in rules and s.name not in dropped]
         dropped.update({s.name: reason for s in stats if s.name in incremental and s.name not in dropped
+                        and s.label not in unseeded
                         and (reason := added_votes_reason(L_seed, truth, index[s.name], rule_columns))})
     survivors = [s for s in stats if s.name not in dropped]
 
@@ -124,6 +132,26 @@ def screening_reason(stat: LFStats, min_votes: int, cardinality: int = 2, vouche
             return (f"smoothed seed precision {precision:.2f} ({stat.seed_correct} of {stat.seed_votes}) is below "
                     f"{bar:.2f}, the bar a mined keyword must reach")
     return None
+
+
+def unseeded_reason(stat: LFStats, min_votes: int, n_seeds: int) -> str | None:
+    """Why an LF voting only a class no seed carries is left out (see the module docstring), or None.
+
+    Its seed votes are misfires on records not of its class; at that rate f, a share of about f / coverage
+    of its unlabeled votes are misfires too, so it must misfire at under half its coverage (its votes then
+    mostly right). Below `min_votes` misfires the rate is too uncertain to drop it on: the lower bound of
+    its interval is held to that bar."""
+    if stat.coverage == 0:
+        return "votes a class no seed carries, and on no unlabeled record"
+    rate = stat.seed_votes / n_seeds if n_seeds else 0.0
+    low, _ = wilson_interval(stat.seed_votes, n_seeds)
+    few = stat.seed_votes < min_votes
+    judged = low if few else rate
+    if judged < stat.coverage / 2:
+        return None
+    return (f"votes a class no seed carries: its {stat.seed_votes} seed votes are all false positives, a rate "
+            f"({'at least ' * few}{judged:.3f}) not under half its unlabeled coverage "
+            f"({stat.coverage:.3f}): most of its votes would be misfires")
 
 
 def added_votes_reason(L_seed: np.ndarray, truth: np.ndarray, j: int, rule_columns: list[int]) -> str | None:
