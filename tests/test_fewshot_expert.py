@@ -105,3 +105,53 @@ def test_frozen_expert_on_request_fine_tunes_nothing(tmp_path, monkeypatch):
         session.fit()
         assert session.result.labeler.expert_embedder is None and session.result.labeler.expert is not None
     assert trained == [] and not (tmp_path / "run" / "expert").exists()
+
+
+# ---- lfagent train: the end model fine-tuned on the silver labels ----------------------------------------
+
+def test_train_writes_a_model_that_generate_and_python_label_with(run, tmp_path):
+    from lfagent.cli import main as cli_main
+    from lfagent.fit.end_model import EndModel
+
+    out = tmp_path / "end"
+    assert cli_main(["train", str(run["run_dir"]), "--out", str(out), "--steps", "2", "--per-class", "4",
+                     "--quiet"]) == 0
+    unlabeled = run["task"].parent / "unlabeled.jsonl"
+    generate(out, [str(unlabeled)], tmp_path / "gen.jsonl")
+    got = [json.loads(line) for line in (tmp_path / "gen.jsonl").read_text().splitlines()]
+    names = list(got[0]["probs"])
+    texts = [json.loads(line)["text"] for line in unlabeled.read_text().splitlines()]
+    model = EndModel.load(out)
+    probs = model.predict_proba(texts)
+    assert np.allclose([[r["probs"][c] for c in names] for r in got], probs, atol=1e-6)
+    assert model.predict(texts) == [r["label"] for r in got]
+    assert not any(r["covered"] for r in got)  # no LF: every label is the end model's own
+    # It learned the silver labels: it agrees with the run on most records (a two-step fine-tune and a
+    # head trained on those very labels; a broken head or misaligned rows would sit near chance).
+    silver = [json.loads(line)["label"] for line in (run["run_dir"] / "silver.jsonl").read_text().splitlines()]
+    assert np.mean([a == b for a, b in zip(model.predict(texts), silver)]) >= 0.8
+    assert cli_main(["train", str(run["run_dir"]), "--out", str(out), "--quiet"]) == 2  # no silent overwrite
+
+
+def test_train_refuses_a_run_without_silver_labels_naming_the_file(run, tmp_path, capsys):
+    from lfagent.cli import main as cli_main
+
+    copy = tmp_path / "run"
+    shutil.copytree(run["run_dir"], copy)
+    (copy / "silver.jsonl").write_text('{"id": "x", "probs": {"HAM": 1.0}}\n')
+    assert cli_main(["train", str(copy), "--out", str(tmp_path / "end"), "--quiet"]) == 2
+    assert "silver.jsonl:1" in capsys.readouterr().err
+
+
+def test_confident_rows_and_the_weighted_head():
+    from lfagent.fit.end_model import confident_rows, fit_weighted_head
+    from lfagent.fit.expert import expert_proba
+
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55], [0.99, 0.01]])
+    assert confident_rows(probs, False, 1).tolist() == [2, 4]  # the surest row of each class
+    assert confident_rows(probs, False, 5).tolist() == [0, 1, 2, 3, 4]
+    rng = np.random.default_rng(0)
+    emb = np.vstack([rng.normal(1, 0.3, (20, 4)), rng.normal(-1, 0.3, (20, 4))])
+    soft = np.vstack([np.tile([0.9, 0.1], (20, 1)), np.tile([0.2, 0.8], (20, 1))])
+    head = fit_weighted_head(emb, soft, False, seed=0)
+    assert (expert_proba(head, emb, 2).argmax(axis=1) == soft.argmax(axis=1)).all()

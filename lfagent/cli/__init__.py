@@ -18,6 +18,7 @@ COMMANDS = {
     "run": ("run_cmd", "propose, score and keep LFs, fit the label model, write silver labels"),
     "lf": ("lf_cmd", "work with labeling-function files (lf apply)"),
     "generate": ("generate_cmd", "apply a run's LFs and label model to large corpora"),
+    "train": ("train_cmd", "fine-tune an end model on a run's silver labels (generate can label with it)"),
     "report": ("report_cmd", "write a self-contained HTML report for a run"),
     "audit": ("audit_cmd", "rank likely seed-label errors and silver records worth a human look"),
     "repl": ("repl_cmd", "interactive session: inspect, steer, label and export"),

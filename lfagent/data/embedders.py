@@ -151,7 +151,8 @@ class FineTunedEncoder(MiniLMEncoder):
     def dim(self) -> int:  # its base model's width (MiniLM's 384 unless the run fine-tuned another)
         if self._model is None:
             self._model = self._load()
-        return int(self._model.get_sentence_embedding_dimension())
+        width = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        return int(width())
 
     def _load(self):
         _offline_env()

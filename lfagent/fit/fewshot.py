@@ -44,6 +44,17 @@ def _quiet_env() -> None:
     os.environ.setdefault("WANDB_DISABLED", "true")
 
 
+def save_encoder(encoder, folder: str | Path) -> None:
+    """The encoder in sentence-transformers' format, without transformers' per-shard progress bar."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        encoder.save(str(folder))
+    finally:
+        hf_logging.enable_progress_bar()
+
+
 def _quiet_libraries() -> None:
     """setfit logs "***** Running training *****" at INFO and datasets draws a bar per map: not for users."""
     import logging
@@ -242,7 +253,7 @@ class FewShotExpert:
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.encoder.save(str(folder / ENCODER_DIR))
+        save_encoder(self.encoder, folder / ENCODER_DIR)
         meta = {"k": self.k, "multi_label": self.multi_label, "seed": self.seed, "C": self.C,
                 "train_options": self.train_options, "head": self.head}
         (folder / HEAD_FILE).write_text(json.dumps(meta), encoding="utf-8")

@@ -155,7 +155,9 @@ def _save(encoder, out_dir: Path, key: str, name: str, by_group: dict[int, np.nd
     target = out_dir / ENCODER_DIR
     tmp = out_dir / (ENCODER_DIR + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    encoder.save(str(tmp))
+    from lfagent.fit.fewshot import save_encoder
+
+    save_encoder(encoder, tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     np.savez(out_dir / VIEWS_FILE, **{f"group{g}": v for g, v in by_group.items()})

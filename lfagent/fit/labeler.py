@@ -47,7 +47,9 @@ class Labeler(BaseModel):
 
     @property
     def needs_embeddings(self) -> bool:
-        return self.expert is not None or any(lf.kind == "embedding" for lf in self.lfs)
+        """Vectors of `embedder`: for embedding LFs, and for an expert without an encoder of its own."""
+        own = self.expert is not None and self.expert_embedder is not None
+        return (self.expert is not None and not own) or any(lf.kind == "embedding" for lf in self.lfs)
 
     @property
     def needs_expert_embeddings(self) -> bool:

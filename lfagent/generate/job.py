@@ -44,7 +44,7 @@ class LabelJob:
             needed = model.uses_embeddings and labeler.needs_embeddings
             embedder = _embedder(self.embed_cache, labeler.embedder) if needed else None
             expert = None
-            if needed and labeler.needs_expert_embeddings:
+            if model.uses_embeddings and labeler.needs_expert_embeddings:
                 expert = _embedder(self.embed_cache, labeler.expert_embedder, self.expert_dir)
             _cache[self.key] = (model, embedder, expert)
         return _cache[self.key]

@@ -19,7 +19,8 @@ def write_run_outputs(run_dir: Path, task: TaskSpec, run_id: str, seeds: Records
     labeler = result.labeler
     model = RunModel(run_id=run_id, task={**task.model_dump(mode="json"), "base_dir": str(task.base_dir)},
                      labeler=labeler, lf_set_hash=lf_set_hash(labeler.lfs),
-                     uses_embeddings=uses_embeddings and labeler.needs_embeddings)
+                     uses_embeddings=uses_embeddings and (labeler.needs_embeddings
+                                                          or labeler.needs_expert_embeddings))
     save_model(run_dir, model)
     write_jsonl_atomic(run_dir / "silver.jsonl", silver_rows(unlabeled.ids, labeler, result.probs, result.covered))
     write_jsonl_atomic(run_dir / "heldout.jsonl", _heldout_rows(task, seeds, result))

@@ -1,0 +1,219 @@
+"""The end model: the encoder fine-tuned again on a run's silver labels, with a head trained on every row.
+
+`lfagent train RUN_DIR --out MODEL_DIR` (the self-training step of the few-shot literature):
+
+1. start from the run's fine-tuned expert encoder (else the bundled MiniLM);
+2. fine-tune it with SetFit's contrastive pairs on the seeds plus, per class, the silver rows the run is
+   surest of (`per_class`), for at most `steps` optimiser steps: pairs from a few hundred texts, so the cost
+   stays that of one seed fine-tune however large the corpus;
+3. fit the head (balanced logistic regression) on every silver row and every seed in the new space: each row
+   with its decided class weighted by the run's confidence in it (seeds weigh 1); soft targets under balanced
+   class weights collapse towards the prior (evals/results/end-model-all-rows/weighting.md).
+
+MODEL_DIR holds model.json (a labeler with no LFs whose expert is this head) and expert/encoder/, so
+`lfagent generate MODEL_DIR ...` and `EndModel.load(MODEL_DIR)` label new text with it. Its probabilities
+are the head's, not recalibrated: the seeds it could be calibrated on are in its training set.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from lfagent.errors import InputError
+from lfagent.fit.expert import ExpertState
+
+END_MODEL_STEPS = 250  # one SetFit fine-tune on 100 seeds: 2 x 20 x 100 pairs / batch 16
+PER_CLASS = 32
+
+
+class TrainSummary(BaseModel):
+    model_dir: str
+    rows: int  # silver rows the head learned from
+    seeds: int
+    contrastive_texts: int
+    steps: int | None
+    seconds: float
+    start: str  # which encoder the fine-tune started from
+
+
+def confident_rows(probs: np.ndarray, multi_label: bool, per_class: int) -> np.ndarray:
+    """Row indices: per class, the `per_class` rows the silver labels are surest of (deduplicated)."""
+    chosen: list[int] = []
+    for c in range(probs.shape[1]):
+        if multi_label:
+            order = np.argsort(-probs[:, c], kind="stable")
+        else:
+            mine = np.flatnonzero(probs.argmax(axis=1) == c)
+            order = mine[np.argsort(-probs[mine, c], kind="stable")]
+        chosen.extend(order[:per_class].tolist())
+    return np.asarray(sorted(set(chosen)), dtype=int)
+
+
+def fit_weighted_head(emb: np.ndarray, probs: np.ndarray, multi_label: bool, seed: int,
+                      c: float = 10.0) -> ExpertState:
+    """Balanced logistic regression on decided labels, each row weighted by its confidence."""
+    from sklearn.linear_model import LogisticRegression
+
+    def model():
+        return LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight="balanced")
+
+    if multi_label:
+        state = ExpertState(multi_label=True)
+        for k in range(probs.shape[1]):
+            target = (probs[:, k] >= 0.5).astype(int)
+            if 0 < target.sum() < len(target):
+                fitted = model().fit(emb, target, sample_weight=np.maximum(probs[:, k], 1 - probs[:, k]))
+                state.coef.append(fitted.coef_[0].tolist())
+                state.intercept.append(float(fitted.intercept_[0]))
+                state.constant.append(None)
+            else:
+                state.coef.append([])
+                state.intercept.append(0.0)
+                state.constant.append(float(target.mean()))
+        return state
+    y = probs.argmax(axis=1)
+    if len(np.unique(y)) < 2:
+        raise InputError("the silver labels hold a single class: there is nothing for an end model to learn")
+    fitted = model().fit(emb, y, sample_weight=probs.max(axis=1))
+    return ExpertState(multi_label=False, coef=fitted.coef_.tolist(), intercept=fitted.intercept_.tolist(),
+                       classes=[int(k) for k in fitted.classes_])
+
+
+def read_silver_probs(run_dir: Path, ids: list, class_names: list[str]) -> np.ndarray:
+    """silver.jsonl's probabilities in the order of `ids` (the unlabeled file's records)."""
+    path = run_dir / "silver.jsonl"
+    if not path.is_file():
+        raise InputError("no silver labels here; run `lfagent run TASK.yaml --out RUN_DIR` first", path=path)
+    by_id = {}
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            row = json.loads(line)
+            by_id[str(row["id"])] = [float(row["probs"][c]) for c in class_names]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"not a silver row ({exc.__class__.__name__}: {exc})", path=path, line=line_no) from None
+    missing = [str(i) for i in ids if str(i) not in by_id]
+    if missing:
+        raise InputError(f"{len(missing)} unlabeled records have no silver row (first: {missing[0]!r}); was the "
+                         f"unlabeled file changed after the run?", path=path)
+    return np.asarray([by_id[str(i)] for i in ids], dtype=float)
+
+
+def train_end_model(run_dir: str | Path, out_dir: str | Path, *, steps: int | None = END_MODEL_STEPS,
+                    per_class: int = PER_CLASS, seed: int = 0, overwrite: bool = False,
+                    progress=None) -> TrainSummary:
+    """Fine-tune the run's encoder on its silver labels and write MODEL_DIR (see the module docstring)."""
+    from lfagent.counting import counter
+    from lfagent.data.dataset import load_seeds, load_unlabeled
+    from lfagent.data.embed import model_path
+    from lfagent.data.embedders import FINETUNED_PREFIX
+    from lfagent.fit.fewshot import fine_tune_encoder, save_encoder
+    from lfagent.fit.fewshot_views import ENCODER_DIR, _encode
+    from lfagent.fit.labeler import Labeler
+    from lfagent.rundir.files import RunModel, load_model, write_json_atomic
+
+    started = time.perf_counter()
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if (out_dir / "model.json").exists() and not overwrite:
+        raise InputError("an end model is already here; pass --overwrite to replace it", path=out_dir)
+    if out_dir.resolve() == run_dir.resolve():
+        raise InputError("--out must be a new folder, not the run directory", path=out_dir)
+    model = load_model(run_dir)
+    labeler = model.labeler
+    task = model.task_spec()
+    unlabeled, seeds = load_unlabeled(task), load_seeds(task)
+    probs = read_silver_probs(run_dir, list(unlabeled.ids), labeler.class_names)
+    k = labeler.k
+    seed_probs = (np.asarray(seeds.y, dtype=float) if labeler.multi_label
+                  else np.eye(k)[np.asarray(seeds.y, dtype=int)])
+    start = run_dir / "expert" / ENCODER_DIR if labeler.expert_embedder else model_path()
+    if labeler.expert_embedder and not (start / "modules.json").is_file():
+        raise InputError("the run's fine-tuned encoder is missing (expert/encoder/)", path=start)
+    rows = confident_rows(probs, labeler.multi_label, per_class)
+    texts = list(seeds.texts) + [unlabeled.texts[i] for i in rows]
+    targets = np.vstack([seed_probs, probs[rows]])
+    y = (targets >= 0.5).astype(int) if labeler.multi_label else targets.argmax(axis=1)
+    with counter(progress, "fine-tuning on the silver labels", 1, unit="fine-tunes") as count:
+        encoder = fine_tune_encoder(texts, y, multi_label=labeler.multi_label, seed=seed, base_model=start,
+                                    max_steps=steps)
+        count.advance()
+    every = list(seeds.texts) + list(unlabeled.texts)
+    with counter(progress, "embedding for the head", len(every)) as count:
+        emb = _encode(encoder, every)
+        count.advance(len(every))
+    head = fit_weighted_head(emb, np.vstack([seed_probs, probs]), labeler.multi_label, seed)
+    name = FINETUNED_PREFIX + hashlib.sha256(f"{model.run_id}|{steps}|{per_class}|{seed}|end".encode()).hexdigest()[:12]
+    encoder_dir = out_dir / "expert" / ENCODER_DIR
+    encoder_dir.parent.mkdir(parents=True, exist_ok=True)
+    save_encoder(encoder, encoder_dir)
+    end = Labeler(class_names=labeler.class_names, multi_label=labeler.multi_label, lfs=[], label_model=None,
+                  prior=labeler.prior, expert=head, join="none", calibrator=None, text_field=labeler.text_field,
+                  embedder=None, expert_embedder=name)
+    write_json_atomic(out_dir / "model.json", json.loads(RunModel(
+        run_id=f"{model.run_id}-end", task=model.task, labeler=end, lf_set_hash="end-model",
+        uses_embeddings=True).model_dump_json()))
+    summary = TrainSummary(model_dir=str(out_dir), rows=len(unlabeled), seeds=len(seeds),
+                           contrastive_texts=len(texts), steps=steps, seconds=time.perf_counter() - started,
+                           start="run's fine-tuned expert" if labeler.expert_embedder else "bundled MiniLM")
+    write_json_atomic(out_dir / "train.json", summary.model_dump())
+    return summary
+
+
+class EndModel:
+    """A trained end model (or any run directory) as a text classifier for Python code.
+
+        model = EndModel.load("models/yt")
+        model.predict_proba(["check out my channel"])   # (1, k) probabilities
+        model.predict(["check out my channel"])         # class names (multi-label: lists of them)
+    """
+
+    def __init__(self, model_dir: str | Path):
+        from lfagent.rundir.files import load_model
+
+        self.model_dir = Path(model_dir)
+        self.model = load_model(self.model_dir)
+        self.labeler = self.model.labeler
+        self._embedders: dict[str, object] = {}
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "EndModel":
+        return cls(model_dir)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.labeler.class_names
+
+    def _embedder(self, name: str | None, model_dir: Path | None):
+        from lfagent.data.embed import Embedder, default_cache_dir
+
+        key = name or "minilm"
+        if key not in self._embedders:
+            self._embedders[key] = Embedder(default_cache_dir() / "embeddings.sqlite", store=False, embedder=key,
+                                            model_dir=model_dir)
+        return self._embedders[key]
+
+    def _label(self, texts: list[str]):
+        from lfagent.fit.fewshot_views import ENCODER_DIR
+
+        labeler = self.labeler
+        embed = (self._embedder(labeler.embedder, None).encode
+                 if labeler.needs_embeddings and self.model.uses_embeddings else None)
+        embed_expert = (self._embedder(labeler.expert_embedder, self.model_dir / "expert" / ENCODER_DIR).encode
+                        if labeler.needs_expert_embeddings else None)
+        rows = [{labeler.text_field: text} for text in texts]
+        if labeler.code_columns and getattr(self, "_pool", None) is None:
+            from lfagent.sandbox import SandboxPool
+
+            self._pool = SandboxPool(workers=1)  # a run's code LFs run sandboxed here too
+        return labeler.label(list(texts), rows, embed=embed, embed_expert=embed_expert,
+                             pool=getattr(self, "_pool", None))
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return self._label(list(texts)).probs
+
+    def predict(self, texts: list[str]) -> list:
+        return self._label(list(texts)).labels
