@@ -2,7 +2,9 @@
 
 - lfagent-<LLM SPEC>  lfagent itself, in-process, on a task written for the draw (lfagent-none,
                       lfagent-local, lfagent-openai:MODEL, ...), in its default configuration (the expert
-                      fine-tuned on the seeds); `lfagent-<LLM SPEC>+frozen` with the frozen-MiniLM expert
+                      fine-tuned on the seeds); `lfagent-<LLM SPEC>+frozen` with the frozen-MiniLM expert;
+                      `lfagent-<LLM SPEC>+end`: the end model `lfagent train` fine-tunes on that run's
+                      silver labels, scored as the system's labels
 - lr-seeds            logistic regression on MiniLM embeddings of the seeds (C=10, balanced: a tuned baseline)
 - lr-seeds-default    the same with sklearn's defaults (C=1, no class weights)
 - setfit-seeds        MiniLM fine-tuned on the seeds with SetFit's recipe + balanced logistic head
@@ -67,9 +69,9 @@ def run_system(system: str, ctx: DrawContext) -> SystemOutput:
         out = run_simulated(system, ctx)
     elif system.startswith("lfagent-"):
         llm, _, variant = system.removeprefix("lfagent-").partition("+")
-        if variant not in ("", "frozen"):
-            raise ValueError(f"unknown lfagent variant {variant!r} in {system!r} (known: +frozen)")
-        out = run_lfagent(ctx, llm, expert=variant or None)
+        if variant not in ("", "frozen", "end"):
+            raise ValueError(f"unknown lfagent variant {variant!r} in {system!r} (known: +frozen, +end)")
+        out = run_lfagent(ctx, llm, expert="frozen" if variant == "frozen" else None, end=variant == "end")
     elif system == "lr-seeds":
         out = run_lr_seeds(ctx)
     elif system == "lr-seeds-default":  # sklearn's defaults: C=1, no class weights
@@ -125,7 +127,8 @@ def read_silver(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarra
     return out
 
 
-def run_lfagent(ctx: DrawContext, llm: str, *, annotate: int | None = None, expert: str | None = None) -> SystemOutput:
+def run_lfagent(ctx: DrawContext, llm: str, *, annotate: int | None = None, expert: str | None = None,
+                end: bool = False) -> SystemOutput:
     from lfagent.agent.run import run_agent
 
     with tempfile.TemporaryDirectory(prefix="lfagent-eval-", dir=ctx.work_dir) as tmp:
@@ -133,7 +136,15 @@ def run_lfagent(ctx: DrawContext, llm: str, *, annotate: int | None = None, expe
         run_dir = Path(tmp) / "run"
         summary = run_agent(task_path, run_dir, llm=llm, rounds=ctx.rounds, max_llm_calls=ctx.max_llm_calls,
                             seed=ctx.draw.seed, embed=True, annotate=annotate, expert=expert)
-        silver = read_silver(run_dir / "silver.jsonl", ctx.data.class_names)
+        labels = run_dir / "silver.jsonl"
+        if end:  # the end model fine-tuned on those silver labels labels the same records
+            from lfagent.fit.end_model import train_end_model
+            from lfagent.generate import generate
+
+            train_end_model(run_dir, Path(tmp) / "end", seed=ctx.draw.seed)
+            labels = Path(tmp) / "end.jsonl"
+            generate(Path(tmp) / "end", [str(task_path.parent / "unlabeled.jsonl")], labels)
+        silver = read_silver(labels, ctx.data.class_names)
     test_probs, test_cov, test_decided = _lookup(silver, ctx.data.test.ids)
     train_probs, train_cov, train_decided = _lookup(silver, [ctx.data.train.ids[i] for i in ctx.draw.extra_rows])
     usage = summary.get("llm") or {}

@@ -11,6 +11,7 @@ _PUBLIC = {
     "ClassSpec": "lfagent.task", "TaskSpec": "lfagent.task", "load_task": "lfagent.task",
     "LabelModel": "lfagent.fit.label_model", "MultiLabelModel": "lfagent.fit.multilabel",
     "Labeler": "lfagent.fit.labeler", "Session": "lfagent.session", "load_lfs": "lfagent.rundir.export",
+    "EndModel": "lfagent.fit.end_model",
 }
 __all__ = sorted(_PUBLIC)
 

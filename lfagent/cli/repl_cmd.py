@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="none | local | local:NAME_OR_PATH.gguf | openai:MODEL (default: openai when "
                              "OPENAI_API_KEY/OPENAI_BASE_URL is set, else local)")
     parser.add_argument("--no-embeddings", action="store_true", help="no MiniLM LFs or fallback (faster start)")
+    parser.add_argument("--expert", choices=("finetuned", "frozen"), default=None,
+                        help="a new run's embedding expert: MiniLM fine-tuned on the seeds (default; minutes "
+                             "at the first fit) or frozen (seconds); an existing run keeps its own")
     parser.add_argument("--no-fit", action="store_true", help="do not fit on start")
     parser.add_argument("--debug", action="store_true", help="print tracebacks of failing commands")
 
@@ -35,6 +38,8 @@ def main(args: argparse.Namespace) -> int:
     errors = Console(stderr=True, width=width)
     sink = ProgressSink(errors, quiet=not (interactive or errors.is_terminal))
     errors.print(f"loading {args.task}", style="dim")
+    if args.expert:  # read by a new run's PipelineConfig; a restored run's stored config wins
+        os.environ["LFAGENT_EXPERT"] = args.expert
     session = Session(args.task, run_dir=args.run, llm=args.llm or "auto", progress=sink,
                       embed=not args.no_embeddings)
     try:
