@@ -135,9 +135,16 @@ class Session:
                         seed_emb=seed_emb, unl_emb=unl_emb, seed_rows=self.seeds.rows, unl_rows=self.unlabeled.rows,
                         class_emb=class_emb, embed=embed, text_field=self.task.text_field,
                         embedder_name=self.embedder.name if self.uses_embeddings else None)
-        if self.uses_embeddings and self.config.expert == "finetuned" and self._fine_tuning_available():
-            corpus.expert_views = self._expert_views(corpus)
         return corpus
+
+    def _ensure_expert_views(self) -> None:
+        """The fine-tuned expert's vectors, built at the first fit (a REPL opened with --no-fit waits)."""
+        if (self.corpus.expert_views is None and self.uses_embeddings and self.config.expert == "finetuned"
+                and not getattr(self, "_no_fine_tuning", False)):
+            if not self._fine_tuning_available():
+                self._no_fine_tuning = True
+                return
+            self.corpus.expert_views = self._expert_views(self.corpus)
 
     def _fine_tuning_available(self) -> bool:
         import importlib.util
@@ -293,6 +300,7 @@ class Session:
         """Fit with cross-fitting. `pins` replaces `self.pins()` for a trial fit; `record=False` leaves the
         run store untouched (a trial's outcome is not the run's state)."""
         self._check_reachable(self.pins() if pins is None else pins)
+        self._ensure_expert_views()
         self.result = run_pipeline(self.corpus, self.config, extra=self.external_lfs(),
                                    pins=self.pins() if pins is None else pins, votes=self.votes,
                                    progress=self.say if record else None)

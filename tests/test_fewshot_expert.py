@@ -53,8 +53,8 @@ def run(tmp_path_factory):
             out = {"task": task, "run_dir": base / "run", "texts": session.seeds.texts,
                    "views": session.corpus.expert_views, "labeler": session.result.labeler,
                    "probs": session.result.probs, "seed_y": session.corpus.seed_y}
-        with Session(task, base / "run", config=CONFIG):
-            pass
+        with Session(task, base / "run", config=CONFIG) as again:  # --resume: refits from the cached views
+            again.fit()
         out["calls"] = list(calls)
         yield out
 

@@ -29,7 +29,7 @@ from lfagent.data.embedders import FINETUNED_PREFIX
 ENCODER_DIR = "encoder"
 VIEWS_FILE = "views.npz"
 META_FILE = "views.json"
-VERSION = 1  # bump when the recipe changes: cached views are rebuilt
+VERSION = 2  # bump when the recipe changes: cached views are rebuilt (2: 128-token cap)
 
 
 @dataclass
