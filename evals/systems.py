@@ -1,10 +1,11 @@
 """The systems under test. Each takes a `DrawContext` and returns a `SystemOutput` (see metrics.py).
 
 - lfagent-<LLM SPEC>  lfagent itself, in-process, on a task written for the draw (lfagent-none,
-                      lfagent-local, lfagent-openai:MODEL, ...), in its default configuration (the expert
-                      fine-tuned on the seeds); `lfagent-<LLM SPEC>+frozen` with the frozen-MiniLM expert;
-                      `lfagent-<LLM SPEC>+end`: the end model `lfagent train` fine-tunes on that run's
-                      silver labels, scored as the system's labels
+                      lfagent-local, lfagent-openai:MODEL, ...), in its default configuration (frozen
+                      MiniLM expert, or $LFAGENT_EXPERT); `lfagent-<LLM SPEC>+finetuned` with the expert
+                      fine-tuned on the seeds, `+frozen` with the frozen one whatever the environment says;
+                      `+end`: the end model `lfagent train` fine-tunes on a fine-tuned run's silver
+                      labels, scored as the system's labels
 - lr-seeds            logistic regression on MiniLM embeddings of the seeds (C=10, balanced: a tuned baseline)
 - lr-seeds-default    the same with sklearn's defaults (C=1, no class weights)
 - setfit-seeds        MiniLM fine-tuned on the seeds with SetFit's recipe + balanced logistic head
@@ -69,9 +70,10 @@ def run_system(system: str, ctx: DrawContext) -> SystemOutput:
         out = run_simulated(system, ctx)
     elif system.startswith("lfagent-"):
         llm, _, variant = system.removeprefix("lfagent-").partition("+")
-        if variant not in ("", "frozen", "end"):
-            raise ValueError(f"unknown lfagent variant {variant!r} in {system!r} (known: +frozen, +end)")
-        out = run_lfagent(ctx, llm, expert="frozen" if variant == "frozen" else None, end=variant == "end")
+        if variant not in ("", "frozen", "finetuned", "end"):
+            raise ValueError(f"unknown lfagent variant {variant!r} in {system!r} (known: +frozen, +finetuned, +end)")
+        expert = {"frozen": "frozen", "finetuned": "finetuned", "end": "finetuned"}.get(variant)
+        out = run_lfagent(ctx, llm, expert=expert, end=variant == "end")
     elif system == "lr-seeds":
         out = run_lr_seeds(ctx)
     elif system == "lr-seeds-default":  # sklearn's defaults: C=1, no class weights

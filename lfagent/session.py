@@ -26,7 +26,7 @@ from lfagent.task import TaskSpec, load_task
 
 
 def stored_config(stored: dict | None) -> PipelineConfig:
-    """The run's pipeline settings; a run stored before the expert was fine-tuned keeps the frozen one."""
+    """The run's pipeline settings; a run stored before the expert could be fine-tuned keeps the frozen one."""
     if stored is not None and "expert" not in stored:
         stored = {**stored, "expert": "frozen"}
     return PipelineConfig(**(stored or {}))

@@ -1,7 +1,7 @@
 """One labeler behind every face: generate (local and Ray), Session.label_text and the run's own
-silver.jsonl must give the same probabilities, labels and covered flags, in the configuration users get
-by default (embeddings on, the expert fine-tuned on the seeds: here with two optimiser steps per fine-tune)
-as well as with the frozen expert and without embeddings, single- and multi-label, and after --resume."""
+silver.jsonl must give the same probabilities, labels and covered flags, with embeddings (the expert
+fine-tuned on the seeds, here with two optimiser steps per fine-tune, and the default frozen expert) and
+without, single- and multi-label, and after --resume."""
 from __future__ import annotations
 
 import json

@@ -21,7 +21,7 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
     """Run (or, on an existing run directory, continue) the agent and write the run's outputs.
 
     `annotate`: records the LLM labels once (agent/annotate.py); None: agent.annotate.default_annotate.
-    `expert`: "finetuned" or "frozen" (None: $LFAGENT_EXPERT, else finetuned); `expert_steps` caps each
+    `expert`: "finetuned" or "frozen" (None: $LFAGENT_EXPERT, else frozen); `expert_steps` caps each
     fine-tune (fit/fewshot_views.py).
     """
     from lfagent.agent.annotate import default_annotate

@@ -58,7 +58,7 @@ class PipelineConfig(BaseModel):
     fallback_c: float = 10.0  # inverse L2 strength of the embedding classifier
     # What the embedding expert reads: "finetuned" = MiniLM fine-tuned on the seeds with SetFit's recipe
     # (fit/fewshot_views.py; needs setfit from the embed extra, else frozen), "frozen" = MiniLM as shipped.
-    # Default: $LFAGENT_EXPERT, else "finetuned".
+    # Default: $LFAGENT_EXPERT, else "frozen": fine-tuning 100 seeds takes 10 minutes or more on 2 CPU cores.
     expert: Literal["finetuned", "frozen"] = Field(default_factory=lambda: default_expert())
     fewshot_iterations: int = 20  # SetFit's pair iterations per fine-tune (pairs = 2 x this x seeds)
     fewshot_max_steps: int | None = None  # caps each fine-tune's optimiser steps (tests use a handful)
@@ -68,7 +68,7 @@ def default_expert() -> str:
 
     from lfagent.errors import InputError
 
-    value = os.environ.get("LFAGENT_EXPERT", "finetuned").strip() or "finetuned"
+    value = os.environ.get("LFAGENT_EXPERT", "frozen").strip() or "frozen"
     if value not in ("finetuned", "frozen"):
         raise InputError(f"$LFAGENT_EXPERT is {value!r}; use finetuned or frozen")
     return value
