@@ -155,3 +155,10 @@ def test_confident_rows_and_the_weighted_head():
     soft = np.vstack([np.tile([0.9, 0.1], (20, 1)), np.tile([0.2, 0.8], (20, 1))])
     head = fit_weighted_head(emb, soft, False, seed=0)
     assert (expert_proba(head, emb, 2).argmax(axis=1) == soft.argmax(axis=1)).all()
+
+
+def test_train_flags_default_to_the_end_models_defaults():
+    from lfagent.cli import train_cmd
+    from lfagent.fit import end_model
+
+    assert (train_cmd.END_MODEL_STEPS, train_cmd.PER_CLASS) == (end_model.END_MODEL_STEPS, end_model.PER_CLASS)

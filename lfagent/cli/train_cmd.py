@@ -4,9 +4,13 @@ from __future__ import annotations
 import argparse
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from lfagent.fit.end_model import END_MODEL_STEPS, PER_CLASS
+# lfagent.fit.end_model's defaults, repeated so that building the parser imports no numpy (`lfagent --help`
+# stays light); tests/test_fewshot_expert.py checks they agree.
+END_MODEL_STEPS = 250
+PER_CLASS = 32
 
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a run directory written by `lfagent run` (model.json, silver.jsonl)")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR",
                         help="folder to write the end model to; `lfagent generate MODEL_DIR` labels with it")
