@@ -62,7 +62,7 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
     raw_heldout = np.zeros((n, corpus.k))
     heldout_covered = np.zeros(n, dtype=bool)
     fold_kept = []
-    # Repeated for every screened LF: a bar while it runs, no line left behind.
+    # Repeated for every refit of every round: a bar while it runs, no line left behind.
     fits = counter(progress, "mining and fitting", len(folds) + 1,
                    unit="fits", summary=False)
     for f, test in enumerate(folds):
