@@ -58,6 +58,8 @@ class Session:
         self.llm_round = 0  # the round the LLM's calls are recorded under (set by the proposal stage)
         self.llm_purpose = "propose"  # what they are recorded as: "propose", or "annotate" (agent/annotate.py)
         self.result: PipelineResult | None = None
+        self._no_fine_tuning = False  # setfit is missing: the expert stays frozen (see _ensure_expert_views)
+        self._expert_embedder = None  # encodes for a fine-tuned expert (expert_embed)
         self.seeds: Records = load_seeds(self.task)
         self.unseeded: list[str] = self._warn_unseeded()
         if fail_fast:
@@ -140,9 +142,9 @@ class Session:
     def _ensure_expert_views(self) -> None:
         """The fine-tuned expert's vectors, built at the first fit (a REPL opened with --no-fit waits)."""
         if (self.corpus.expert_views is None and self.uses_embeddings and self.config.expert == "finetuned"
-                and not getattr(self, "_no_fine_tuning", False)):
+                and not self._no_fine_tuning):
             if not self._fine_tuning_available():
-                self._no_fine_tuning = True
+                self._no_fine_tuning = True  # warned once; later fits use the frozen expert quietly
                 return
             self.corpus.expert_views = self._expert_views(self.corpus)
 
@@ -159,14 +161,15 @@ class Session:
 
     def _expert_views(self, corpus: Corpus):
         from lfagent.data.embed import default_cache_dir
-        from lfagent.fit.fewshot_views import build_expert_views
+        from lfagent.fit.fewshot_views import EXPERT_DIR, build_expert_views
         from lfagent.fit.fold_fit import fold_indices
 
         folds = fold_indices(corpus.seed_y, self.config.folds, self.config.seed, corpus.multi_label)
         options = {"pair_iterations": self.config.fewshot_iterations, "max_steps": self.config.fewshot_max_steps}
         return build_expert_views(corpus.seed_texts, corpus.seed_y, corpus.unl_texts,
                                   multi_label=corpus.multi_label, folds=folds, frozen_seed_emb=corpus.seed_emb,
-                                  out_dir=self.run_dir / "expert", cache_path=default_cache_dir() / "embeddings.sqlite",
+                                  out_dir=self.run_dir / EXPERT_DIR,
+                                  cache_path=default_cache_dir() / "embeddings.sqlite",
                                   seed=self.config.seed, options=options, progress=self.say)
 
     def expert_embed(self):
@@ -176,7 +179,7 @@ class Session:
             return None
         from lfagent.data.embed import Embedder, default_cache_dir
 
-        if getattr(self, "_expert_embedder", None) is None:
+        if self._expert_embedder is None:
             self._expert_embedder = Embedder(default_cache_dir() / "embeddings.sqlite", embedder=views.name,
                                              model_dir=views.model_dir)
         return self._expert_embedder.encode
@@ -404,6 +407,8 @@ class Session:
             self._pool.close()
         if self._llm is not None:
             self._llm.close()
+        if self._expert_embedder is not None:
+            self._expert_embedder.close()
         self.store.close()
 
     def __enter__(self):

@@ -13,7 +13,7 @@ import pytest
 from conftest import EXAMPLE_TASK, write_task
 from lfagent import Session
 from lfagent.errors import LFAgentError
-from lfagent.fit import fewshot_views
+from lfagent.fit import fewshot, fewshot_views
 from lfagent.fit.fold_fit import PipelineConfig, fold_indices
 from lfagent.generate import generate
 
@@ -68,7 +68,7 @@ def test_held_out_seeds_are_embedded_by_an_encoder_that_never_saw_them(run):
     trained, texts, views = run["calls"], run["texts"], run["views"]
     assert len(trained) == 3 and sorted(trained[2][0]) == sorted(texts)  # two groups, then every seed
     assert not set(trained[0][0]) & set(trained[1][0])
-    by_encoder = [fewshot_views._encode(encoder, texts) for _, encoder in trained]
+    by_encoder = [fewshot.encode(encoder, texts) for _, encoder in trained]
     for f, rows in enumerate(fold_indices(run["seed_y"], CONFIG.folds, CONFIG.seed, False)):
         # Which fine-tune made this fold's vectors? Exactly one, and not one that trained on the fold.
         makers = [i for i, emb in enumerate(by_encoder) if np.allclose(emb, views.heldout[f], atol=1e-5)]

@@ -38,7 +38,6 @@ def fit_run(task: Path, run_dir: Path, embed: bool, expert: str = "frozen") -> d
 def runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:  # set before Ray starts: its workers inherit it
         env.setenv("LFAGENT_CACHE", str(tmp_path_factory.mktemp("cache")))
-        env.setenv("LFAGENT_EXPERT", "frozen")  # the resumed run's refit
         base = tmp_path_factory.mktemp("runs")
         ge = goemotions_task(base / "ge", n_seeds=100, n_unlabeled=300)
         yield {("youtube", True): fit_run(EXAMPLE_TASK, base / "yt-emb", True, expert="finetuned"),

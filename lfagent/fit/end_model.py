@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from lfagent.errors import InputError
-from lfagent.fit.expert import ExpertState
+from lfagent.fit.expert import ExpertState, fit_expert
 
 END_MODEL_STEPS = 250  # one SetFit fine-tune on 100 seeds: 2 x 20 x 100 pairs / batch 16
 PER_CLASS = 32
@@ -56,32 +56,14 @@ def confident_rows(probs: np.ndarray, multi_label: bool, per_class: int) -> np.n
 
 def fit_weighted_head(emb: np.ndarray, probs: np.ndarray, multi_label: bool, seed: int,
                       c: float = 10.0) -> ExpertState:
-    """Balanced logistic regression on decided labels, each row weighted by its confidence."""
-    from sklearn.linear_model import LogisticRegression
-
-    def model():
-        return LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight="balanced")
-
+    """The expert's balanced logistic regression on decided labels, each row weighted by its confidence."""
     if multi_label:
-        state = ExpertState(multi_label=True)
-        for k in range(probs.shape[1]):
-            target = (probs[:, k] >= 0.5).astype(int)
-            if 0 < target.sum() < len(target):
-                fitted = model().fit(emb, target, sample_weight=np.maximum(probs[:, k], 1 - probs[:, k]))
-                state.coef.append(fitted.coef_[0].tolist())
-                state.intercept.append(float(fitted.intercept_[0]))
-                state.constant.append(None)
-            else:
-                state.coef.append([])
-                state.intercept.append(0.0)
-                state.constant.append(float(target.mean()))
-        return state
-    y = probs.argmax(axis=1)
-    if len(np.unique(y)) < 2:
+        return fit_expert(emb, (probs >= 0.5).astype(int), True, seed, c, sample_weight=np.maximum(probs, 1 - probs),
+                          max_iter=2000)
+    head = fit_expert(emb, probs.argmax(axis=1), False, seed, c, sample_weight=probs.max(axis=1), max_iter=2000)
+    if head is None:
         raise InputError("the silver labels hold a single class: there is nothing for an end model to learn")
-    fitted = model().fit(emb, y, sample_weight=probs.max(axis=1))
-    return ExpertState(multi_label=False, coef=fitted.coef_.tolist(), intercept=fitted.intercept_.tolist(),
-                       classes=[int(k) for k in fitted.classes_])
+    return head
 
 
 def read_silver_probs(run_dir: Path, ids: list, class_names: list[str]) -> np.ndarray:
@@ -89,10 +71,11 @@ def read_silver_probs(run_dir: Path, ids: list, class_names: list[str]) -> np.nd
     path = run_dir / "silver.jsonl"
     if not path.is_file():
         raise InputError("no silver labels here; run `lfagent run TASK.yaml --out RUN_DIR` first", path=path)
+    from lfagent.data.readers import iter_rows
+
     by_id = {}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, row in iter_rows(path, "jsonl"):  # a line that is not JSON: an InputError naming it
         try:
-            row = json.loads(line)
             by_id[str(row["id"])] = [float(row["probs"][c]) for c in class_names]
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"not a silver row ({exc.__class__.__name__}: {exc})", path=path, line=line_no) from None
@@ -111,8 +94,8 @@ def train_end_model(run_dir: str | Path, out_dir: str | Path, *, steps: int | No
     from lfagent.data.dataset import load_seeds, load_unlabeled
     from lfagent.data.embed import model_path
     from lfagent.data.embedders import FINETUNED_PREFIX
-    from lfagent.fit.fewshot import fine_tune_encoder, save_encoder
-    from lfagent.fit.fewshot_views import ENCODER_DIR, _encode
+    from lfagent.fit.fewshot import encode, fine_tune_encoder, save_encoder
+    from lfagent.fit.fewshot_views import encoder_dir
     from lfagent.fit.labeler import Labeler
     from lfagent.rundir.files import RunModel, load_model, write_json_atomic
 
@@ -130,7 +113,7 @@ def train_end_model(run_dir: str | Path, out_dir: str | Path, *, steps: int | No
     k = labeler.k
     seed_probs = (np.asarray(seeds.y, dtype=float) if labeler.multi_label
                   else np.eye(k)[np.asarray(seeds.y, dtype=int)])
-    start = run_dir / "expert" / ENCODER_DIR if labeler.expert_embedder else model_path()
+    start = encoder_dir(run_dir) if labeler.expert_embedder else model_path()
     if labeler.expert_embedder and not (start / "modules.json").is_file():
         raise InputError("the run's fine-tuned encoder is missing (expert/encoder/)", path=start)
     rows = confident_rows(probs, labeler.multi_label, per_class)
@@ -143,13 +126,12 @@ def train_end_model(run_dir: str | Path, out_dir: str | Path, *, steps: int | No
         count.advance()
     every = list(seeds.texts) + list(unlabeled.texts)
     with counter(progress, "embedding for the head", len(every)) as count:
-        emb = _encode(encoder, every)
+        emb = encode(encoder, every)
         count.advance(len(every))
     head = fit_weighted_head(emb, np.vstack([seed_probs, probs]), labeler.multi_label, seed)
     name = FINETUNED_PREFIX + hashlib.sha256(f"{model.run_id}|{steps}|{per_class}|{seed}|end".encode()).hexdigest()[:12]
-    encoder_dir = out_dir / "expert" / ENCODER_DIR
-    encoder_dir.parent.mkdir(parents=True, exist_ok=True)
-    save_encoder(encoder, encoder_dir)
+    encoder_dir(out_dir).parent.mkdir(parents=True, exist_ok=True)
+    save_encoder(encoder, encoder_dir(out_dir))
     end = Labeler(class_names=labeler.class_names, multi_label=labeler.multi_label, lfs=[], label_model=None,
                   prior=labeler.prior, expert=head, join="none", calibrator=None, text_field=labeler.text_field,
                   embedder=None, expert_embedder=name)
@@ -177,7 +159,8 @@ class EndModel:
         self.model_dir = Path(model_dir)
         self.model = load_model(self.model_dir)
         self.labeler = self.model.labeler
-        self._embedders: dict[str, object] = {}
+        self._embedders: tuple[object, object] | None = None  # generate.job.run_embedders, built once
+        self._pool = None
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "EndModel":
@@ -187,30 +170,22 @@ class EndModel:
     def class_names(self) -> list[str]:
         return self.labeler.class_names
 
-    def _embedder(self, name: str | None, model_dir: Path | None):
-        from lfagent.data.embed import Embedder, default_cache_dir
-
-        key = name or "minilm"
-        if key not in self._embedders:
-            self._embedders[key] = Embedder(default_cache_dir() / "embeddings.sqlite", store=False, embedder=key,
-                                            model_dir=model_dir)
-        return self._embedders[key]
-
     def _label(self, texts: list[str]):
-        from lfagent.fit.fewshot_views import ENCODER_DIR
-
         labeler = self.labeler
-        embed = (self._embedder(labeler.embedder, None).encode
-                 if labeler.needs_embeddings and self.model.uses_embeddings else None)
-        embed_expert = (self._embedder(labeler.expert_embedder, self.model_dir / "expert" / ENCODER_DIR).encode
-                        if labeler.needs_expert_embeddings else None)
+        if self._embedders is None:
+            from lfagent.data.embed import default_cache_dir
+            from lfagent.fit.fewshot_views import encoder_dir
+            from lfagent.generate.job import run_embedders
+
+            self._embedders = run_embedders(self.model, str(default_cache_dir() / "embeddings.sqlite"),
+                                            str(encoder_dir(self.model_dir)))
+        embed, embed_expert = (None if e is None else e.encode for e in self._embedders)
         rows = [{labeler.text_field: text} for text in texts]
-        if labeler.code_columns and getattr(self, "_pool", None) is None:
+        if labeler.code_columns and self._pool is None:
             from lfagent.sandbox import SandboxPool
 
             self._pool = SandboxPool(workers=1)  # a run's code LFs run sandboxed here too
-        return labeler.label(list(texts), rows, embed=embed, embed_expert=embed_expert,
-                             pool=getattr(self, "_pool", None))
+        return labeler.label(list(texts), rows, embed=embed, embed_expert=embed_expert, pool=self._pool)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return self._label(list(texts)).probs

@@ -34,23 +34,25 @@ class ExpertState(BaseModel):
 
 
 def fit_expert(emb: np.ndarray, y: np.ndarray, multi_label: bool, seed: int, c: float = 10.0,
-               prior: np.ndarray | None = None) -> ExpertState | None:
+               prior: np.ndarray | None = None, *, sample_weight: np.ndarray | None = None,
+               max_iter: int = 1000) -> ExpertState | None:
     """Balanced logistic regression on seed embeddings; None when the seeds hold a single class.
 
     `prior` (k,) is the share a class without training seeds gets (default: none for single-label,
-    the column mean, 0, for multi-label).
+    the column mean, 0, for multi-label). `sample_weight`: (n,) per row, or (n, k) per row and class for
+    multi-label (the end model weighs silver rows by confidence, fit/end_model.py).
     """
     from sklearn.linear_model import LogisticRegression
 
     def model():
-        return LogisticRegression(C=c, max_iter=1000, random_state=seed, class_weight="balanced")
+        return LogisticRegression(C=c, max_iter=max_iter, random_state=seed, class_weight="balanced")
 
     if multi_label:
         state = ExpertState(multi_label=True)
         for k in range(y.shape[1]):
             column = y[:, k]
             if 0 < column.sum() < len(column):
-                fitted = model().fit(emb, column)
+                fitted = model().fit(emb, column, sample_weight=None if sample_weight is None else sample_weight[:, k])
                 state.coef.append(fitted.coef_[0].tolist())
                 state.intercept.append(float(fitted.intercept_[0]))
                 state.constant.append(None)
@@ -64,7 +66,7 @@ def fit_expert(emb: np.ndarray, y: np.ndarray, multi_label: bool, seed: int, c: 
         return state
     if len(np.unique(y)) < 2:
         return None
-    fitted = model().fit(emb, y)
+    fitted = model().fit(emb, y, sample_weight=sample_weight)
     classes = [int(k) for k in fitted.classes_]
     unseen = [] if prior is None else [k for k in range(len(prior)) if k not in classes]
     return ExpertState(multi_label=False, coef=fitted.coef_.tolist(), intercept=fitted.intercept_.tolist(),

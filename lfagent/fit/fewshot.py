@@ -44,6 +44,14 @@ def _quiet_env() -> None:
     os.environ.setdefault("WANDB_DISABLED", "true")
 
 
+def encode(encoder, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 embeddings from a SentenceTransformer, on capped threads."""
+    with capped_threads():
+        emb = encoder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                             show_progress_bar=False)
+    return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
+
+
 def save_encoder(encoder, folder: str | Path) -> None:
     """The encoder in sentence-transformers' format, without transformers' per-shard progress bar."""
     from transformers.utils import logging as hf_logging
@@ -239,10 +247,7 @@ class FewShotExpert:
         """L2-normalised float32 embeddings from the fine-tuned encoder."""
         if self.encoder is None:
             raise LFAgentError("few-shot expert: call fit() (or load()) first")
-        with capped_threads():
-            emb = self.encoder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                                      convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
+        return encode(self.encoder, texts, batch_size)
 
     def predict_proba(self, texts_or_emb) -> np.ndarray:
         """(n, k) probabilities for texts, or for embeddings this expert's `encode` gave."""

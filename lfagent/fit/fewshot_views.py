@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from lfagent.data.embedders import FINETUNED_PREFIX
+from lfagent.fit.fewshot import encode, fine_tune_encoder, save_encoder
 
+EXPERT_DIR = "expert"  # in a run (or end-model) directory
 ENCODER_DIR = "encoder"
 VIEWS_FILE = "views.npz"
 META_FILE = "views.json"
@@ -42,6 +44,11 @@ class ExpertViews:
 
     def fold_emb(self, fold: int) -> np.ndarray:
         return self.heldout[fold]
+
+
+def encoder_dir(run_dir: str | Path) -> Path:
+    """Where a run directory keeps its fine-tuned expert encoder (generate and EndModel load it there)."""
+    return Path(run_dir) / EXPERT_DIR / ENCODER_DIR
 
 
 def groups_of(folds: list[np.ndarray], n: int) -> np.ndarray:
@@ -99,7 +106,7 @@ def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: lis
                 if trainable(seed_y[rows], multi_label):
                     encoder = _fine_tune([seed_texts[i] for i in rows], seed_y[rows], multi_label, seed + 1 + g,
                                          options)
-                    by_group[g] = _encode(encoder, seed_texts)
+                    by_group[g] = encode(encoder, seed_texts)
                 count.advance()
             final = _fine_tune(seed_texts, seed_y, multi_label, seed, options)
             _save(final, out_dir, key, name, by_group)
@@ -120,18 +127,7 @@ def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: lis
 
 
 def _fine_tune(texts, y, multi_label, seed, options):
-    from lfagent.fit.fewshot import fine_tune_encoder
-
     return fine_tune_encoder(list(texts), y, multi_label=multi_label, seed=seed, **options)
-
-
-def _encode(encoder, texts: list[str]) -> np.ndarray:
-    from lfagent.fit.fewshot import capped_threads
-
-    with capped_threads():
-        emb = encoder.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                             show_progress_bar=False)
-    return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
 
 
 def _cached_groups(out_dir: Path, key: str) -> dict[int, np.ndarray] | None:
@@ -155,8 +151,6 @@ def _save(encoder, out_dir: Path, key: str, name: str, by_group: dict[int, np.nd
     target = out_dir / ENCODER_DIR
     tmp = out_dir / (ENCODER_DIR + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    from lfagent.fit.fewshot import save_encoder
-
     save_encoder(encoder, tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)

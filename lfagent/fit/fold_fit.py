@@ -182,9 +182,7 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     if expert is not None and expert_emb is not None:  # the fine-tuned expert (fit/fewshot_views.py)
         expert = fit_expert(expert_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
                             prior=prior)
-    labeler = _labeler(corpus, kept, model, prior, expert, config)
-    if expert is not None and expert_embedder is not None:
-        labeler.expert_embedder = expert_embedder
+    labeler = _labeler(corpus, kept, model, prior, expert, config, expert_embedder=expert_embedder)
     name = getattr(model, "chosen_method_", None) or getattr(model, "method", "none")
     on_meaning = set(selection.on_meaning)
     return FittedModel(labeler=labeler, dropped=dropped, candidates=candidates, vouched=on_meaning & meaning,
@@ -200,11 +198,13 @@ def _select(candidates: list[LabelingFunction], L_seed: np.ndarray, y: np.ndarra
                       rules=_named(candidates, ("mined:ngram", "mined:shape")))
 
 
-def _labeler(corpus: Corpus, kept: list[LabelingFunction], model, prior: np.ndarray, expert, config) -> Labeler:
+def _labeler(corpus: Corpus, kept: list[LabelingFunction], model, prior: np.ndarray, expert, config, *,
+             expert_embedder: str | None = None) -> Labeler:
     return Labeler(class_names=corpus.class_names, multi_label=corpus.multi_label, lfs=kept,
                    label_model=model.to_state() if model is not None else None,
                    prior=[float(p) for p in prior], expert=expert, join=config.combine,
-                   text_field=corpus.text_field, embedder=corpus.embedder_name)
+                   text_field=corpus.text_field, embedder=corpus.embedder_name,
+                   expert_embedder=expert_embedder if expert is not None else None)
 
 
 def judge_by_agreement(candidates: list[LabelingFunction], L_seed: np.ndarray, L_unl: np.ndarray, y: np.ndarray,

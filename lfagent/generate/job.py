@@ -40,13 +40,7 @@ class LabelJob:
     def _state(self) -> tuple[RunModel, object, object]:
         if self.key not in _cache:
             model = RunModel.model_validate_json(self.model_json)
-            labeler = model.labeler
-            needed = model.uses_embeddings and labeler.needs_embeddings
-            embedder = _embedder(self.embed_cache, labeler.embedder) if needed else None
-            expert = None
-            if model.uses_embeddings and labeler.needs_expert_embeddings:
-                expert = _embedder(self.embed_cache, labeler.expert_embedder, self.expert_dir)
-            _cache[self.key] = (model, embedder, expert)
+            _cache[self.key] = (model, *run_embedders(model, self.embed_cache, self.expert_dir))
         return _cache[self.key]
 
     def label(self, batch: Batch, *, pool=None, code_votes: np.ndarray | None = None, progress=None) -> pa.Table:
@@ -66,6 +60,18 @@ def _counted(embedder, progress):
         with counter(progress, "embedding", len(texts), summary=False) as count:
             return embedder.encode(texts, progress=reporter(count))
     return embed
+
+
+def run_embedders(model: RunModel, cache: str | None, expert_dir: str | None) -> tuple[object, object]:
+    """The encoders a run's labeler reads: its embedder (embedding LFs, a frozen expert) and its expert's
+    own fine-tuned one, each None when not needed."""
+    labeler = model.labeler
+    embedder = expert = None
+    if model.uses_embeddings and labeler.needs_embeddings:
+        embedder = _embedder(cache, labeler.embedder)
+    if model.uses_embeddings and labeler.needs_expert_embeddings:
+        expert = _embedder(cache, labeler.expert_embedder, expert_dir)
+    return embedder, expert
 
 
 def _embedder(cache: str | None, name: str | None, model_dir: str | None = None):

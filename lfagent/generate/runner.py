@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from lfagent.data.embed import default_cache_dir
 from lfagent.rundir.files import load_model
 from lfagent.errors import InputError
+from lfagent.fit.fewshot_views import encoder_dir
 from lfagent.generate.job import LabelJob
 from lfagent.generate.label_batch import output_schema
 from lfagent.generate.shards import plan_shards
@@ -49,7 +50,7 @@ def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, 
     task = model.task_spec()
     paths = expand_inputs(inputs)
     job = LabelJob.create(model.model_dump_json(), votes, str(default_cache_dir() / "embeddings.sqlite"),
-                          expert_dir=str(Path(run_dir).resolve() / "expert" / "encoder"))
+                          expert_dir=str(encoder_dir(Path(run_dir).resolve())))
     signature = {"run_id": model.run_id, "lf_set_hash": model.lf_set_hash, "inputs": input_signature(paths),
                  "batch_size": batch_size, "votes": votes}
     writer = ResumableWriter(out, signature, overwrite=overwrite)
