@@ -135,9 +135,9 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
     except ImportError as exc:
         raise LFAgentError(f"the few-shot expert needs setfit ({exc}); run `{INSTALL_HINT}`") from None
     body = load_encoder(base_model)
-    # Batches pad to their longest text, and random pairs put a long one in nearly every batch: at MiniLM's
-    # 256 tokens a step on comment-length texts costs about twice what it costs at 128, which still holds
-    # 98% of the bundled example's comments whole. The saved encoder keeps the cap, so encoding is cheaper too.
+    # Batches pad to their longest text, and random pairs put a long one in nearly every batch, so the cap
+    # bounds what a step costs on comment-length texts; most comments are far shorter than 128 tokens. The
+    # saved encoder keeps the cap, so encoding is cheaper too.
     body.max_seq_length = min(body.max_seq_length, int(max_seq_length))
     labels = [list(map(int, row)) for row in y] if multi_label else [int(v) for v in y]
     model = SetFitModel(model_body=body, multi_target_strategy="one-vs-rest" if multi_label else None)
