@@ -87,6 +87,26 @@ def test_a_run_fine_tunes_once_and_generate_reproduces_its_silver(run, tmp_path)
     assert np.abs(np.array([[r["probs"][c] for c in names] for r in got]) - run["probs"]).max() <= 1e-9
 
 
+def test_another_run_on_the_same_seeds_reuses_the_shared_fine_tune(run, tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setenv("LFAGENT_CACHE", str(run["run_dir"].parent / "cache"))  # the fixture's cache
+    monkeypatch.setattr(fewshot_views, "_fine_tune", lambda *args: trained.append(args))
+    with Session(run["task"], tmp_path / "second", config=CONFIG) as session:
+        session.fit()
+        probs = session.result.probs
+    assert trained == []
+    assert np.abs(probs - run["probs"]).max() <= 1e-9
+    assert (tmp_path / "second" / "expert" / "encoder" / "modules.json").is_file()  # generate needs its own copy
+    # Other seeds are other views: the shared cache does not answer for them.
+    def refuse(*args):
+        raise RuntimeError("fine-tune asked for")
+
+    monkeypatch.setattr(fewshot_views, "_fine_tune", refuse)
+    with Session(small_task(tmp_path / "other", n_seeds=39), tmp_path / "third", config=CONFIG) as session:
+        with pytest.raises(RuntimeError, match="fine-tune asked for"):
+            session.fit()
+
+
 def test_a_run_copied_without_its_encoder_says_what_is_missing(run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run["run_dir"], copy)

@@ -153,9 +153,51 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
                           train_dataset=Dataset.from_dict({"text": list(texts), "label": labels}))
         for callback in (ProgressCallback, PrinterCallback):  # they print each log line to stdout
             trainer.st_trainer.remove_callback(callback)
+        trainer.st_trainer.args.batch_sampler = length_grouped_batches
         trainer.train_embeddings(list(texts), labels)
     body.eval()
     return body
+
+
+def length_grouped_batches(dataset, batch_size: int, drop_last: bool, valid_label_columns=None, generator=None,
+                           seed: int = 0):
+    """sentence-transformers batch sampler: the same shuffled pairs, batched with pairs of similar length.
+
+    A batch pads to its longest text, so random batches of comment-length texts pay for the longest one in
+    nearly every step. CosineSimilarityLoss is per pair, so which pairs share a batch does not change what is
+    learned, only the padding.
+    """
+    try:
+        from sentence_transformers.base.sampler import DefaultBatchSampler
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.sampler import DefaultBatchSampler
+
+    class LengthGrouped(DefaultBatchSampler):
+        def __iter__(self):
+            yield from grouped_batches(lengths, self.batch_size, self.drop_last, seed + getattr(self, "epoch", 0))
+
+        def __len__(self):
+            n = len(lengths)
+            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    lengths = [max(len(a), len(b)) for a, b in zip(dataset["sentence_1"], dataset["sentence_2"])]
+    return LengthGrouped(range(len(lengths)), batch_size=batch_size, drop_last=drop_last,
+                         valid_label_columns=valid_label_columns, generator=generator, seed=seed)
+
+
+def grouped_batches(lengths: list[int], batch_size: int, drop_last: bool, seed: int, window: int = 64) -> list:
+    """Shuffle, sort by length within windows of `window` batches, batch, shuffle the batches (as HF's
+    LengthGroupedSampler): every index once per epoch."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths))
+    span = batch_size * window
+    batches = []
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start:start + span].tolist(), key=lengths.__getitem__)
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    if drop_last:
+        batches = [b for b in batches if len(b) == batch_size]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 # ---- the head: logistic regression stored as plain weights --------------------------------------------

@@ -13,7 +13,9 @@ grow with the seeds):
 Held-out figures come from encoders fine-tuned on 40-60% of the seeds, so they run a little below what the
 final expert reaches. A group whose seeds hold a single class cannot be fine-tuned: its folds use the frozen
 encoder (honest too: it saw nothing). Everything is cached under `expert/`, keyed by the seeds and options,
-so refits within a run (every agent round) pay nothing.
+so refits within a run (every agent round) pay nothing, and copied to the shared cache
+($LFAGENT_CACHE/experts/, the most recent few kept), so another run on the same seeds (another LLM, more
+rounds) pays nothing either.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ EXPERT_DIR = "expert"  # in a run (or end-model) directory
 ENCODER_DIR = "encoder"
 VIEWS_FILE = "views.npz"
 META_FILE = "views.json"
+SHARED_DIR = "experts"  # in lfagent's shared cache directory
+KEEP_SHARED = 6  # fine-tuned encoders kept there (about 90 MB each), most recently used first
 VERSION = 2  # bump when the recipe changes: cached views are rebuilt (2: 128-token cap)
 
 
@@ -97,7 +101,7 @@ def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: lis
                                          "multi_label": multi_label})
     name = FINETUNED_PREFIX + key[:12]
     group = groups_of(folds, len(seed_y))
-    by_group = _cached_groups(out_dir, key)
+    by_group = _cached_groups(out_dir, key) or _from_shared(key, out_dir)
     if by_group is None:
         by_group = {}
         with counter(progress, "fine-tuning the expert's encoder", 3, unit="fine-tunes") as count:
@@ -111,6 +115,7 @@ def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: lis
             final = _fine_tune(seed_texts, seed_y, multi_label, seed, options)
             _save(final, out_dir, key, name, by_group)
             count.advance()
+        _to_shared(out_dir, key)
     heldout = []
     for f in range(len(folds)):
         other = 1 - f % 2
@@ -154,6 +159,69 @@ def _save(encoder, out_dir: Path, key: str, name: str, by_group: dict[int, np.nd
     save_encoder(encoder, tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
+    (out_dir / VIEWS_FILE).unlink(missing_ok=True)  # may be a hard link into the shared cache
     np.savez(out_dir / VIEWS_FILE, **{f"group{g}": v for g, v in by_group.items()})
     (out_dir / META_FILE).write_text(json.dumps({"key": key, "name": name, "groups": sorted(by_group)}),
                                      encoding="utf-8")
+
+
+def shared_dir(key: str) -> Path:
+    from lfagent.data.embed import default_cache_dir
+
+    return default_cache_dir() / SHARED_DIR / key[:32]
+
+
+def _from_shared(key: str, out_dir: Path) -> dict[int, np.ndarray] | None:
+    """Views another run made from the same seeds and options, copied into this run's directory."""
+    source = shared_dir(key)
+    if _cached_groups(source, key) is None:
+        return None
+    try:
+        _copy_views(source, out_dir)
+        source.touch()  # most recently used
+    except OSError:
+        return None
+    return _cached_groups(out_dir, key)
+
+
+def _to_shared(out_dir: Path, key: str) -> None:
+    """Best effort: a cache that cannot be written costs the next run a fine-tune, nothing else."""
+    target = shared_dir(key)
+    try:
+        _copy_views(out_dir, target)
+        kept = sorted((p for p in target.parent.iterdir() if p.is_dir() and not p.name.endswith(".tmp")),
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[KEEP_SHARED:]:
+            _remove(old)
+    except OSError:
+        pass
+
+
+def _copy_views(source: Path, target: Path) -> None:
+    """Encoder and vectors first, views.json last (it is what marks a folder complete); hard links where the
+    file system allows (the files are never rewritten in place)."""
+    import os
+    import shutil
+
+    def link_or_copy(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    target.mkdir(parents=True, exist_ok=True)
+    (target / META_FILE).unlink(missing_ok=True)
+    tmp = target / (ENCODER_DIR + ".tmp")
+    _remove(tmp)
+    shutil.copytree(source / ENCODER_DIR, tmp, copy_function=link_or_copy)
+    _remove(target / ENCODER_DIR)
+    tmp.rename(target / ENCODER_DIR)
+    (target / VIEWS_FILE).unlink(missing_ok=True)
+    link_or_copy(source / VIEWS_FILE, target / VIEWS_FILE)
+    shutil.copy2(source / META_FILE, target / META_FILE)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

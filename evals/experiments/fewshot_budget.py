@@ -1,0 +1,71 @@
+"""How many fine-tuning steps the few-shot expert needs, and whether averaging two half-seed encoders (a
+"soup") can stand in for a third fine-tune on every seed. Scored as setfit-seeds is (fine-tuned MiniLM +
+balanced logistic head, test rows), on tuning draws the benchmark does not report (10 and up).
+
+    python -m evals.experiments.fewshot_budget [--datasets trec,sms,youtube] [--draws 10,11]
+
+Configurations (steps are optimiser steps of 16 pairs; SetFit's default recipe is 250 for 100 seeds):
+- full-S: one encoder fine-tuned on every seed for S steps;
+- soup-S: two encoders, each fine-tuned on half the seeds (the cross-fitting groups) for S/2 steps,
+  their weights averaged: what a run would get with no final fine-tune at all.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import numpy as np
+
+from evals.datasets import load_dataset, make_draw
+from evals.metrics import prediction_scores
+
+
+def soup(a, b):
+    """The two encoders' weights averaged (both fine-tuned from the same MiniLM)."""
+    out = copy.deepcopy(a)
+    sb = b.state_dict()
+    out.load_state_dict({k: (v + sb[k]) / 2 if v.is_floating_point() else v for k, v in a.state_dict().items()})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lfagent.fit.fewshot import encode, fine_tune_encoder, fit_head, head_proba
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="trec,sms,youtube")
+    parser.add_argument("--draws", default="10,11")
+    parser.add_argument("--configs", default="full-250,full-125,soup-250")
+    args = parser.parse_args(argv)
+    configs = args.configs.split(",")
+    print("| dataset | draw | " + " | ".join(configs) + " |\n|---|---|" + "---|" * len(configs), flush=True)
+    for name in args.datasets.split(","):
+        data = load_dataset(name)
+        for seed in map(int, args.draws.split(",")):
+            draw = make_draw(data, n_seeds=100, extra_unlabeled=0, seed=seed)
+            texts = [data.train.texts[i] for i in draw.seed_rows]
+            y = data.train.y[draw.seed_rows]
+            half = np.arange(len(texts)) % 2
+            cells = []
+            for config in configs:
+                kind, steps = config.split("-")
+                steps = int(steps)
+                start = time.time()
+                if kind == "full":
+                    encoder = fine_tune_encoder(texts, y, multi_label=data.multi_label, seed=seed, max_steps=steps)
+                else:
+                    parts = [fine_tune_encoder([texts[i] for i in np.flatnonzero(half == g)], y[half == g],
+                                               multi_label=data.multi_label, seed=seed + 1 + g,
+                                               max_steps=steps // 2) for g in (0, 1)]
+                    encoder = soup(*parts)
+                head = fit_head(encode(encoder, texts), y, multi_label=data.multi_label, k=data.k, seed=seed)
+                probs = head_proba(head, encode(encoder, data.test.texts))
+                score = prediction_scores(probs, np.asarray(data.test.y), multi_label=data.multi_label,
+                                          positive_class=data.positive_class)
+                cells.append(f"{score['score']:.3f} ({time.time() - start:.0f} s)")
+            print(f"| {name} | {seed} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
