@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 from lfagent.fit import LabelModel
 from lfagent.fit import statistics
 from lfagent.fit.statistics import (
-    covote_counts, distinct_rows, row_reduce, vote_matrix, vote_patterns,
+    Votes, as_votes, covote_counts, distinct_rows, row_reduce, vote_matrix, vote_patterns,
 )
 
 from synthetic import make_label_matrix
@@ -92,12 +92,13 @@ def test_distinct_rows_on_wide_matrices_and_many_classes(k, m):
 def test_vote_patterns_skips_deduplication_only_when_rows_rarely_repeat():
     rng = np.random.default_rng(1)
     many = rng.integers(-1, 2, (80_000, 30))  # nearly every row distinct
-    rows, inverse, counts = vote_patterns(many)
-    assert rows is many and np.array_equal(inverse, np.arange(len(many))) and counts.sum() == len(many)
+    votes = Votes.from_matrix(many, 2)
+    rows, inverse, counts = vote_patterns(votes, 2)
+    assert rows is votes and np.array_equal(inverse, np.arange(len(many))) and counts.sum() == len(many)
     few = many[rng.integers(0, 50, 80_000)]
-    rows, inverse, counts = vote_patterns(few)
-    assert len(rows) <= 50
-    np.testing.assert_array_equal(rows[inverse], few)
+    rows, inverse, counts = vote_patterns(few, 2)
+    assert rows.n_rows <= 50
+    np.testing.assert_array_equal(rows.one_hot().toarray()[inverse], dense_one_hot(few, 2))
 
 
 def test_row_reduce_matches_numpy():
@@ -112,7 +113,8 @@ def test_fit_on_distinct_patterns_equals_fit_on_every_row(method):
     deduplicated = LabelModel(3, method).fit(data.L, seed=0).predict_proba(data.L)
     with pytest.MonkeyPatch.context() as patch:
         from lfagent.fit import dawid_skene
-        patch.setattr(dawid_skene, "vote_patterns", lambda L: (L, np.arange(len(L)), np.ones(len(L))))
+        every_row_patterns = lambda L, k: (as_votes(L, k), np.arange(L.n_rows), np.ones(L.n_rows))
+        patch.setattr(dawid_skene, "vote_patterns", every_row_patterns)
         every_row = LabelModel(3, method).fit(data.L, seed=0).predict_proba(data.L)
     np.testing.assert_allclose(deduplicated, every_row, atol=1e-9)
     np.testing.assert_allclose(deduplicated.sum(axis=1), 1.0, atol=1e-12)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lfagent.fit.statistics import covote_counts, row_reduce, vote_matrix
+from lfagent.fit.statistics import Votes, as_votes, covote_counts, row_reduce, vote_matrix
 
 SNORKEL_EPOCHS = 500
 
@@ -43,9 +43,10 @@ class MetalFit:
     final_loss: float
 
 
-def overlaps(L: np.ndarray, cardinality: int) -> np.ndarray:
+def overlaps(L: np.ndarray | Votes, cardinality: int) -> np.ndarray:
     """O = S^T S / n for the one-hot vote matrix S, counted over each row's pairs of votes."""
-    return covote_counts(L, cardinality) / L.shape[0]
+    votes = as_votes(L, cardinality)
+    return covote_counts(votes, cardinality) / votes.n_rows
 
 
 def _off_block_mask(n_lfs: int, k: int) -> np.ndarray:
@@ -101,12 +102,14 @@ def _best_class_permutation(mu: np.ndarray, prior: np.ndarray) -> np.ndarray:
     return mu @ Z
 
 
-def fit_metal(L: np.ndarray, cardinality: int, class_prior: np.ndarray, *, seed: int = 0,
+def fit_metal(L: np.ndarray | Votes, cardinality: int, class_prior: np.ndarray, *, seed: int = 0,
               config: MetalConfig = MetalConfig()) -> MetalFit:
-    """Fit mu on the checked label matrix `L` with a fixed class prior (Snorkel: uniform by default)."""
-    k, n_lfs = cardinality, L.shape[1]
+    """Fit mu on the checked label matrix `L` (or its `Votes`) with a fixed class prior (Snorkel: uniform by default)."""
+    k = cardinality
+    votes = as_votes(L, k)
+    n_lfs = votes.n_lfs
     prior = np.asarray(class_prior, dtype=float)
-    O = overlaps(L, k) if L.shape[0] else np.zeros((n_lfs * k, n_lfs * k))
+    O = overlaps(votes, k) if votes.n_rows else np.zeros((n_lfs * k, n_lfs * k))
     mask = _off_block_mask(n_lfs, k)
     mu_init, mu = initial_mu(O, prior, config.prec_init, seed)
     velocity = np.zeros_like(mu)
@@ -116,7 +119,7 @@ def fit_metal(L: np.ndarray, cardinality: int, class_prior: np.ndarray, *, seed:
         # torch.optim.SGD with momentum, no dampening: v = momentum * v + g (v = g at step 1)
         velocity = grad if epoch == 0 else config.momentum * velocity + grad
         mu = mu - config.lr * velocity
-    n = max(L.shape[0], 1)
+    n = max(votes.n_rows, 1)
     mu_eps = config.mu_eps if config.mu_eps is not None else min(0.01, 10.0 ** -np.ceil(np.log10(n)))
     mu = np.clip(mu, mu_eps, 1.0 - mu_eps)
     return MetalFit(mu=_best_class_permutation(mu, prior), class_prior=prior, final_loss=loss)
