@@ -47,12 +47,15 @@ class _OneHot:
             _unpack(self.S @ pair, out[first:first + 2])
         return out
 
-    def transposed_times(self, Y: np.ndarray) -> np.ndarray:
-        """S.T @ Y.T for a k x n real Y: (m*k) x k."""
+    def transposed_times(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(S.T @ Y.T, each row of Y summed first to last) for a k x n real Y: (m*k) x k and k."""
         out = np.empty((self.S.shape[1], Y.shape[0]))  # row-major, as the M-step's sums expect
+        totals = np.empty(Y.shape[0])
         for first, pair in _class_pairs(Y):
             _unpack(self.S.T @ pair, out.T[first:first + 2])
-        return out
+            total = _sequential_sum(pair)
+            totals[first:first + 2] = (total.real, total.imag)[:Y.shape[0] - first]
+        return out, totals
 
 
 def _class_pairs(rows: np.ndarray):
@@ -73,7 +76,7 @@ def _unpack(pair: np.ndarray, out: np.ndarray) -> None:
 
 def _smoothing_base(S: _OneHot, row_weights: np.ndarray, n_lfs: int, k: int) -> np.ndarray:
     """Each LF's marginal outcome distribution (m x (k+1)), the center of the Dirichlet prior."""
-    vote_rate = S.transposed_times(row_weights[None, :])[:, 0].reshape(n_lfs, k) / row_weights.sum()
+    vote_rate = S.transposed_times(row_weights[None, :])[0][:, 0].reshape(n_lfs, k) / row_weights.sum()
     base = np.concatenate([vote_rate, 1.0 - vote_rate.sum(axis=1, keepdims=True)], axis=1)
     base = np.clip(base, 1e-6, None)  # an outcome never seen keeps a sliver of mass
     return base / base.sum(axis=1, keepdims=True)
@@ -84,16 +87,16 @@ def _smoothing_base(S: _OneHot, row_weights: np.ndarray, n_lfs: int, k: int) -> 
 # order as on n x k arrays, so the fit is the same to the last bit.
 
 
-def _sequential_sum(x: np.ndarray) -> float:
+def _sequential_sum(x: np.ndarray) -> complex:
     """Sum from first to last, as numpy sums a column of an n x k array (a cumulative sum, not
     the pairwise summation numpy uses on a contiguous vector)."""
-    return float(np.cumsum(x)[-1]) if x.shape[0] else 0.0
+    return np.cumsum(x)[-1] if x.shape[0] else 0j
 
 
 def _m_step(S: _OneHot, Q_weighted, base, smoothing, k):
     n_lfs = base.shape[0]
-    votes = S.transposed_times(Q_weighted).reshape(n_lfs, k, k)  # [j, outcome, class]
-    class_mass = np.array([_sequential_sum(column) for column in Q_weighted])
+    votes, class_mass = S.transposed_times(Q_weighted)
+    votes = votes.reshape(n_lfs, k, k)  # [j, outcome, class]
     abstains = class_mass[None, :] - votes.sum(axis=1)  # [j, class]
     counts = np.concatenate([votes, np.clip(abstains, 0.0, None)[:, None, :]], axis=1)
     counts = counts.transpose(0, 2, 1) + smoothing * base[:, None, :]  # [j, class, outcome]
@@ -162,9 +165,10 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
     S = _OneHot(patterns)
     base = _smoothing_base(S, counts, n_lfs, k)
     Q = _initial_posterior(S, k, class_prior, seed)
+    unit_counts = bool(np.all(counts == 1.0))  # every row its own pattern: weighting changes nothing
     previous, converged, iteration = -np.inf, False, 0
     for iteration in range(1, max_iter + 1):
-        confusion, class_mass = _m_step(S, Q * counts, base, smoothing, k)
+        confusion, class_mass = _m_step(S, Q if unit_counts else Q * counts, base, smoothing, k)
         prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
         Q, row_loglik = _normalise(log_joint(S, prior, confusion))
         loglik = float(row_loglik @ counts)
