@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from lfagent.fit.statistics import Votes, vote_patterns
+from lfagent.fit.statistics import Votes, as_votes, vote_patterns
 
 _FLOOR = 1e-12
 
@@ -74,9 +74,10 @@ def _unpack(pair: np.ndarray, out: np.ndarray) -> None:
         out[1] = pair.imag
 
 
-def _smoothing_base(S: _OneHot, row_weights: np.ndarray, n_lfs: int, k: int) -> np.ndarray:
+def _smoothing_base(votes: Votes, n_rows: float) -> np.ndarray:
     """Each LF's marginal outcome distribution (m x (k+1)), the center of the Dirichlet prior."""
-    vote_rate = S.transposed_times(row_weights[None, :])[0][:, 0].reshape(n_lfs, k) / row_weights.sum()
+    n_lfs, k = votes.n_lfs, votes.cardinality
+    vote_rate = votes.code_counts.reshape(n_lfs, k) / n_rows
     base = np.concatenate([vote_rate, 1.0 - vote_rate.sum(axis=1, keepdims=True)], axis=1)
     base = np.clip(base, 1e-6, None)  # an outcome never seen keeps a sliver of mass
     return base / base.sum(axis=1, keepdims=True)
@@ -160,10 +161,10 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
     vote patterns weighted by their counts, so cost grows with distinct rows, not rows.
     """
     k = cardinality
-    patterns, _, counts = vote_patterns(L, k)
-    n_lfs = patterns.n_lfs
+    votes = as_votes(L, k)
+    patterns, _, counts = vote_patterns(votes, k)
     S = _OneHot(patterns)
-    base = _smoothing_base(S, counts, n_lfs, k)
+    base = _smoothing_base(votes, counts.sum())
     Q = _initial_posterior(S, k, class_prior, seed)
     unit_counts = bool(np.all(counts == 1.0))  # every row its own pattern: weighting changes nothing
     previous, converged, iteration = -np.inf, False, 0

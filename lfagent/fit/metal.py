@@ -71,14 +71,15 @@ def initial_mu(O: np.ndarray, class_prior: np.ndarray, prec_init, seed: int) -> 
     return mu_init, mu_init * scale
 
 
-def _loss_and_grad(mu, O, mask, prior, mu_init, l2):
+def _loss_and_grad(mu, O, mask, prior, mu_init, l2, with_loss: bool = True):
+    """(loss, gradient); the loss (nan unless `with_loss`) is only reported, so only the last epoch needs it."""
     mu_p = mu * prior[None, :]
     residual = mask * (O - mu_p @ mu.T)  # symmetric
     diag_gap = mu_p.sum(axis=1) - np.diag(O)
-    loss = float((residual ** 2).sum() + diag_gap @ diag_gap)
+    loss = float((residual ** 2).sum() + diag_gap @ diag_gap) if with_loss else float("nan")
     grad = -4.0 * (residual @ mu_p) + 2.0 * diag_gap[:, None] * prior[None, :]
     if l2:
-        loss += float(l2 ** 2 * ((mu - mu_init) ** 2).sum())
+        loss += float(l2 ** 2 * ((mu - mu_init) ** 2).sum()) if with_loss else 0.0
         # Snorkel adds this centred penalty *and* passes l2 as SGD weight decay (l2 * mu)
         grad += 2.0 * l2 ** 2 * (mu - mu_init) + l2 * mu
     return loss, grad
@@ -115,7 +116,7 @@ def fit_metal(L: np.ndarray | Votes, cardinality: int, class_prior: np.ndarray, 
     velocity = np.zeros_like(mu)
     loss = float("nan")
     for epoch in range(config.n_epochs):
-        loss, grad = _loss_and_grad(mu, O, mask, prior, mu_init, config.l2)
+        loss, grad = _loss_and_grad(mu, O, mask, prior, mu_init, config.l2, epoch == config.n_epochs - 1)
         # torch.optim.SGD with momentum, no dampening: v = momentum * v + g (v = g at step 1)
         velocity = grad if epoch == 0 else config.momentum * velocity + grad
         mu = mu - config.lr * velocity

@@ -16,6 +16,7 @@ the matrix once as `Votes` and passes that instead of `L`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -80,6 +81,11 @@ class Votes:
     def per_row(self) -> np.ndarray:
         return np.diff(self.indptr)
 
+    @cached_property
+    def code_counts(self) -> np.ndarray:
+        """How many votes each code j*k + c got (whole numbers as floats); metal and Dawid-Skene both need them."""
+        return np.bincount(self.cols, minlength=self.n_lfs * self.cardinality).astype(float)
+
     def rows(self, start: int, stop: int) -> "Votes":
         """Rows start..stop-1 (views of the codes, no copy)."""
         stop = min(stop, self.n_rows)
@@ -129,29 +135,29 @@ def covote_counts(L: np.ndarray | Votes, cardinality: int, weights: np.ndarray |
         weighted = S if weights is None else S.multiply(np.asarray(weights, dtype=float)[:, None]).tocsr()
         return np.asarray((S.T @ weighted).toarray(), dtype=float)
     upper = np.zeros(d * d)
-    diagonal = np.zeros(d)
     block = max(1, _BLOCK_CELLS // m)
     for start in range(0, n, block):
         block_weights = None if weights is None else np.asarray(weights[start:start + block], dtype=float)
-        block_upper, block_diagonal = _block_counts(votes.rows(start, start + block), block_weights)
-        upper += block_upper
-        diagonal += block_diagonal
+        upper += _block_pair_counts(votes.rows(start, start + block), block_weights)
+    if weights is None:
+        diagonal = votes.code_counts
+    else:
+        vote_weights = np.repeat(np.asarray(weights, dtype=float), votes.per_row())
+        diagonal = np.bincount(votes.cols, weights=vote_weights, minlength=d)
     counts = upper.reshape(d, d)
     counts = counts + counts.T  # pairs were counted once, lower LF first
     counts[np.diag_indices(d)] += diagonal
     return counts
 
 
-def _block_counts(votes: Votes, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Pair counts (flattened d x d, only j < j') and vote counts of one block of rows."""
+def _block_pair_counts(votes: Votes, weights: np.ndarray | None) -> np.ndarray:
+    """Pair counts (flattened d x d, only j < j') of one block of rows."""
     d = votes.n_lfs * votes.cardinality
     cols = votes.cols.astype(np.int32, copy=False)
     per_row = votes.per_row()
-    vote_weights = None if weights is None else np.repeat(weights, per_row)
-    diagonal = np.bincount(cols, weights=vote_weights, minlength=d).astype(float)
     upper = np.zeros(d * d)
     if cols.shape[0] == 0:
-        return upper, diagonal
+        return upper
     # rows with the most votes first (a stable radix sort on small ints), their codes laid out by
     # position: the rows casting a q-th vote are then a prefix, and all pairs (p < q) of those rows
     # are one contiguous sum instead of a gather per pair
@@ -169,7 +175,7 @@ def _block_counts(votes: Votes, weights: np.ndarray | None) -> tuple[np.ndarray,
         pair_codes = first_codes[:q, :count] + by_position[q, :count]
         pair_weights = None if row_weights is None else np.broadcast_to(row_weights[:count], (q, count)).ravel()
         upper += np.bincount(pair_codes.ravel(), weights=pair_weights, minlength=d * d)
-    return upper, diagonal
+    return upper
 
 
 def _row_keys(votes: Votes) -> list[np.ndarray]:
