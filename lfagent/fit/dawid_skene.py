@@ -61,10 +61,9 @@ class _OneHot:
 def _class_pairs(rows: np.ndarray):
     """(first class, complex vector) for classes (0, 1), (2, 3), ...; an odd last class alone."""
     for first in range(0, rows.shape[0], 2):
-        pair = np.zeros(rows.shape[1], dtype=complex)
+        pair = np.empty(rows.shape[1], dtype=complex)
         pair.real = rows[first]
-        if first + 1 < rows.shape[0]:
-            pair.imag = rows[first + 1]
+        pair.imag = rows[first + 1] if first + 1 < rows.shape[0] else 0.0
         yield first, pair
 
 
@@ -120,15 +119,16 @@ def log_joint(S: _OneHot, class_prior: np.ndarray, confusion: np.ndarray) -> np.
 
 def _class_reduce(ufunc: np.ufunc, X: np.ndarray) -> np.ndarray:
     """`ufunc` folded over the k rows of the k x n array `X`, first to last (as `row_reduce`)."""
-    out = X[0].copy()
-    for c in range(1, X.shape[0]):
+    out = ufunc(X[0], X[1])
+    for c in range(2, X.shape[0]):
         ufunc(out, X[c], out=out)
     return out
 
 
 def _normalise(log_joint_columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(posterior, log-likelihood per row) from the k x n log joint, which is overwritten."""
     top = _class_reduce(np.maximum, log_joint_columns)
-    expd = log_joint_columns - top
+    expd = np.subtract(log_joint_columns, top, out=log_joint_columns)
     np.exp(expd, out=expd)
     total = _class_reduce(np.add, expd)
     expd /= total
