@@ -31,9 +31,9 @@ class DawidSkeneFit:
 class _OneHot:
     """The n x (m*k) one-hot vote matrix S, multiplied by k columns at once: two classes per complex number.
 
-    Each product is a pass over S's entries whose cost is the pass, not the arithmetic. With the
-    entries stored as 1 + 0j, one pass carries two classes (real and imaginary parts), and each
-    part is rounded exactly as in a real product, in the same order: the fit is unchanged.
+    With S's entries stored as 1 + 0j, one pass over them carries two classes (real and imaginary
+    parts), which costs less than a real pass per class; each part is rounded exactly as in the real
+    product, in the same order, so the fit is unchanged.
     """
 
     def __init__(self, votes: Votes):

@@ -47,7 +47,7 @@ def check_label_matrix(L, cardinality: int, *, n_lfs: int | None = None, name: s
 
 def _value_range(arr: np.ndarray) -> tuple[int, int]:
     """Smallest and largest value, block of rows by block: the max reads each block from cache
-    right after the min read it from memory (a third faster than two passes on a tall matrix)."""
+    right after the min read it from memory (one pass over a tall matrix instead of two)."""
     block = max(1, _RANGE_CELLS // arr.shape[1])
     ranges = [(part.min(), part.max()) for part in (arr[i:i + block] for i in range(0, arr.shape[0], block))]
     return int(min(low for low, _ in ranges)), int(max(high for _, high in ranges))

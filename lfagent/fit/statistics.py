@@ -26,8 +26,8 @@ import scipy.sparse as sp
 _BLOCK_CELLS = 1 << 20
 # above this many code pairs the dense bincount table would be too large: use a sparse product
 _MAX_TABLE = 1 << 24
-# cells per block when encoding votes: the block's temporaries stay in cache (a third faster than
-# one pass over a 1M x 50 matrix)
+# cells per block when encoding votes: the block's temporaries stay in cache instead of streaming
+# through memory
 _ENCODE_CELLS = 1 << 18
 # rows looked at to judge whether deduplicating a tall matrix pays
 _SAMPLE_ROWS = 1 << 14
@@ -228,7 +228,8 @@ def distinct_rows(L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if n == 0:
         return L, np.zeros(0, dtype=np.int64), np.zeros(0)
     # any cardinality above the largest value encodes the rows faithfully
-    order, starts, inverse, counts = _sorted_groups(_row_keys(Votes.from_matrix(L, int(L.max()) + 1)), n)
+    votes = Votes.from_matrix(L, max(int(L.max()) + 1, 2))
+    order, starts, inverse, counts = _sorted_groups(_row_keys(votes), n)
     return L[order[starts]], inverse, counts
 
 
