@@ -5,6 +5,8 @@ Run each checkout, then compare (prints a Markdown table of the largest absolute
     PYTHONPATH=NEW_CHECKOUT python benchmarks/label_model_parity.py dump new.npz
     python benchmarks/label_model_parity.py compare old.npz new.npz
 Every method, with and without 100 dev labels for "auto", seeds 0 and 1, predict_proba on train and test.
+`dump PATH --scale` adds the synthetic matrices of `label_model.py --scale` (fit and predict on the
+matrix itself, seed 0): at 100k rows and more, fits run on every row rather than on distinct rows.
 """
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ import sys
 
 import numpy as np
 
-from label_model import DATASETS, load
+from label_model import DATASETS, SCALE_CASES, load, synthetic_matrix
 
 CHOICES = ("majority", "dawid_skene", "metal")
 
 
-def dump(path: str) -> None:
+def dump(path: str, scale: bool = False) -> None:
     from lfagent.fit import LabelModel
 
     out = {}
@@ -32,7 +34,25 @@ def dump(path: str) -> None:
                 out[f"{key}/train"] = model.predict_proba(L_train)
                 out[f"{key}/test"] = model.predict_proba(L_test)
                 out[f"{key}/chosen"] = np.array([CHOICES.index(model.chosen_method_)])
+    if scale:
+        out.update(scale_dump())
     np.savez(path, **out)
+
+
+def scale_dump() -> dict[str, np.ndarray]:
+    from lfagent.fit import LabelModel
+
+    out = {}
+    for n, m, propensity in SCALE_CASES:
+        L, y = synthetic_matrix(n, m, propensity, 0)
+        dev = np.random.default_rng(1).choice(n, 100, replace=False)
+        for method, kwargs in (("auto", {}), ("auto +dev", {"L_dev": L[dev], "y_dev": y[dev]}),
+                               ("dawid_skene", {})):
+            model = LabelModel(2, method.split()[0]).fit(L, seed=0, **kwargs)
+            key = f"{n}x{m} {propensity[0]}-{propensity[1]}/{method}/seed 0"
+            out[f"{key}/all"] = model.predict_proba(L)
+            out[f"{key}/chosen"] = np.array([CHOICES.index(model.chosen_method_)])
+    return out
 
 
 def compare(path_a: str, path_b: str) -> None:
@@ -51,7 +71,7 @@ def compare(path_a: str, path_b: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "dump":
-        dump(sys.argv[2])
+        dump(sys.argv[2], scale="--scale" in sys.argv[3:])
     elif len(sys.argv) == 4 and sys.argv[1] == "compare":
         compare(sys.argv[2], sys.argv[3])
     else:

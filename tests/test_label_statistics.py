@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 from lfagent.fit import LabelModel
 from lfagent.fit import statistics
 from lfagent.fit.statistics import (
-    covote_counts, distinct_rows, row_reduce, vote_matrix, vote_patterns,
+    Votes, as_votes, covote_counts, distinct_rows, distinct_votes, row_reduce, vote_matrix, vote_patterns,
 )
 
 from synthetic import make_label_matrix
@@ -57,6 +57,50 @@ def test_covote_counts_agree_across_row_blocks_and_the_sparse_fallback(case):
         np.testing.assert_array_equal(covote_counts(L, k), expected)
 
 
+@settings(max_examples=40, deadline=None)
+@given(label_matrices, st.integers(0, 2**32 - 1))
+def test_votes_slices_selections_and_stacks_match_the_matrix(case, seed):
+    k, L = case
+    rng = np.random.default_rng(seed)
+    votes = Votes.from_matrix(L, k)
+    np.testing.assert_array_equal(votes.one_hot().toarray(), dense_one_hot(L, k))
+    start, stop = sorted(rng.integers(0, L.shape[0] + 1, 2))
+    np.testing.assert_array_equal(votes.rows(start, stop).one_hot().toarray(), dense_one_hot(L[start:stop], k))
+    index = rng.integers(0, max(L.shape[0], 1), L.shape[0]) if L.shape[0] else np.zeros(0, dtype=int)
+    np.testing.assert_array_equal(votes.take(index).one_hot().toarray(), dense_one_hot(L[index], k))
+    stacked = votes.stack(Votes.from_matrix(L[::-1], k))
+    np.testing.assert_array_equal(stacked.one_hot().toarray(), dense_one_hot(np.vstack([L, L[::-1]]), k))
+    np.testing.assert_array_equal(votes.code_counts, dense_one_hot(L, k).sum(axis=0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(label_matrices)
+def test_distinct_votes_are_distinct_rows_in_the_same_order(case):
+    k, L = case
+    unique, inverse, counts = distinct_rows(L)
+    patterns, votes_inverse, votes_counts = distinct_votes(Votes.from_matrix(L, k))
+    np.testing.assert_array_equal(patterns.one_hot().toarray(), dense_one_hot(unique, k))
+    np.testing.assert_array_equal(votes_inverse, inverse)
+    np.testing.assert_array_equal(votes_counts, counts)
+
+
+@pytest.mark.parametrize("k", [2, 3, 6])
+def test_dawid_skene_class_pair_products_equal_real_products_to_the_bit(k):
+    # the EM's sums must run as they did on n x k arrays, or the fit would drift from the old one
+    from lfagent.fit.dawid_skene import _OneHot
+
+    rng = np.random.default_rng(k)
+    L = rng.integers(-1, k, (5000, 12))
+    S = vote_matrix(L, k)
+    products = _OneHot(Votes.from_matrix(L, k))
+    gains = rng.normal(size=(S.shape[1], k))
+    np.testing.assert_array_equal(products.times(gains), np.asarray(S @ gains).T)
+    posteriors = rng.random((L.shape[0], k))
+    votes, totals = products.transposed_times(np.ascontiguousarray(posteriors.T))
+    np.testing.assert_array_equal(votes, np.asarray(S.T @ posteriors))
+    np.testing.assert_array_equal(totals, posteriors.sum(axis=0))
+
+
 @settings(max_examples=30, deadline=None)
 @given(label_matrices, st.integers(0, 2**32 - 1))
 def test_covote_counts_follow_a_permutation_of_lf_columns(case, seed):
@@ -92,12 +136,13 @@ def test_distinct_rows_on_wide_matrices_and_many_classes(k, m):
 def test_vote_patterns_skips_deduplication_only_when_rows_rarely_repeat():
     rng = np.random.default_rng(1)
     many = rng.integers(-1, 2, (80_000, 30))  # nearly every row distinct
-    rows, inverse, counts = vote_patterns(many)
-    assert rows is many and np.array_equal(inverse, np.arange(len(many))) and counts.sum() == len(many)
+    votes = Votes.from_matrix(many, 2)
+    rows, inverse, counts = vote_patterns(votes, 2)
+    assert rows is votes and np.array_equal(inverse, np.arange(len(many))) and counts.sum() == len(many)
     few = many[rng.integers(0, 50, 80_000)]
-    rows, inverse, counts = vote_patterns(few)
-    assert len(rows) <= 50
-    np.testing.assert_array_equal(rows[inverse], few)
+    rows, inverse, counts = vote_patterns(few, 2)
+    assert rows.n_rows <= 50
+    np.testing.assert_array_equal(rows.one_hot().toarray()[inverse], dense_one_hot(few, 2))
 
 
 def test_row_reduce_matches_numpy():
@@ -112,7 +157,8 @@ def test_fit_on_distinct_patterns_equals_fit_on_every_row(method):
     deduplicated = LabelModel(3, method).fit(data.L, seed=0).predict_proba(data.L)
     with pytest.MonkeyPatch.context() as patch:
         from lfagent.fit import dawid_skene
-        patch.setattr(dawid_skene, "vote_patterns", lambda L: (L, np.arange(len(L)), np.ones(len(L))))
+        every_row_patterns = lambda L, k: (as_votes(L, k), np.arange(L.n_rows), np.ones(L.n_rows))
+        patch.setattr(dawid_skene, "vote_patterns", every_row_patterns)
         every_row = LabelModel(3, method).fit(data.L, seed=0).predict_proba(data.L)
     np.testing.assert_allclose(deduplicated, every_row, atol=1e-9)
     np.testing.assert_allclose(deduplicated.sum(axis=1), 1.0, atol=1e-12)

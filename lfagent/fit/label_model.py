@@ -15,6 +15,7 @@ from lfagent.fit.label_matrix import (
 )
 from lfagent.fit.majority import majority_vote_proba
 from lfagent.fit.metal import MetalConfig, MetalFit, fit_metal, metal_conditional_probs, metal_proba
+from lfagent.fit.statistics import Votes
 
 Method = Literal["auto", "majority", "dawid_skene", "metal"]
 METHODS = ("auto", "majority", "dawid_skene", "metal")
@@ -159,34 +160,40 @@ class LabelModel:
         dev = self._check_dev(L, L_dev, y_dev)
         if prior is None and y_dev is not None and dev is None:
             prior = _prior_from_labels(check_labels(y_dev, k, name="y_dev"), k)
-        L_fit = L if dev is None else np.vstack([L, dev[0]])  # dev rows' votes are unlabelled data too
+        # encoded once for every fit below; dev rows' votes are unlabelled data too
+        votes = None if self.method == "majority" else self._votes(L, dev)
         method, fits = self.method, {}
         if method == "auto":
             # no dev labels: Snorkel's estimator, so we match Snorkel on any matrix (see the benchmark)
-            method = "metal" if dev is None else self._select_on_dev(L_fit, dev, prior, metal_config, fits)
+            method = "metal" if dev is None else self._select_on_dev(votes, dev, prior, metal_config, fits)
         self.chosen_method_ = method
         if method == "dawid_skene":
-            self.ds_fit_ = fits.get("dawid_skene") or self._fit_dawid_skene(L_fit, prior)
+            self.ds_fit_ = fits.get("dawid_skene") or self._fit_dawid_skene(votes, prior)
             self.class_prior_ = self.ds_fit_.class_prior
         elif method == "metal":
-            self.metal_fit_ = fits.get("metal") or self._fit_metal(L_fit, prior, metal_config)
+            self.metal_fit_ = fits.get("metal") or self._fit_metal(votes, prior, metal_config)
             self.class_prior_ = self.metal_fit_.class_prior
         else:
             fallback = np.full(k, 1.0 / k) if dev is None else _prior_from_labels(dev[1], k)
             self.class_prior_ = prior if prior is not None else fallback
         return self
 
-    def _fit_dawid_skene(self, L_fit, prior) -> DawidSkeneFit:
-        return fit_dawid_skene(L_fit, self.cardinality, class_prior=prior, smoothing=self.smoothing,
+    def _votes(self, L, dev) -> Votes:
+        """The fit's rows, L then the dev rows, encoded once (no stacked copy of L)."""
+        votes = Votes.from_matrix(L, self.cardinality)
+        return votes if dev is None else votes.stack(Votes.from_matrix(dev[0], self.cardinality))
+
+    def _fit_dawid_skene(self, votes: Votes, prior) -> DawidSkeneFit:
+        return fit_dawid_skene(votes, self.cardinality, class_prior=prior, smoothing=self.smoothing,
                                max_iter=self.max_iter, seed=self.seed_)
 
-    def _fit_metal(self, L_fit, prior, config: MetalConfig) -> MetalFit:
+    def _fit_metal(self, votes: Votes, prior, config: MetalConfig) -> MetalFit:
         """Snorkel's estimator; its prior is fixed: class_balance / Y_dev if given, else uniform."""
         k = self.cardinality
-        if np.ndim(config.prec_init) == 1 and len(config.prec_init) != L_fit.shape[1]:
-            raise LabelMatrixError(f"prec_init has {len(config.prec_init)} values for {L_fit.shape[1]} LFs")
+        if np.ndim(config.prec_init) == 1 and len(config.prec_init) != votes.n_lfs:
+            raise LabelMatrixError(f"prec_init has {len(config.prec_init)} values for {votes.n_lfs} LFs")
         fixed_prior = prior if prior is not None else np.full(k, 1.0 / k)
-        return fit_metal(L_fit, k, fixed_prior, seed=self.seed_, config=config)
+        return fit_metal(votes, k, fixed_prior, seed=self.seed_, config=config)
 
     def _check_dev(self, L, L_dev, y_dev):
         if L_dev is None:
@@ -197,7 +204,7 @@ class LabelModel:
         y_dev = check_labels(y_dev, self.cardinality, n_rows=L_dev.shape[0], name="y_dev")
         return (L_dev, y_dev) if len(y_dev) >= self.n_folds else None
 
-    def _select_on_dev(self, L_fit, dev, prior, metal_config: MetalConfig, fits: dict) -> str:
+    def _select_on_dev(self, votes: Votes, dev, prior, metal_config: MetalConfig, fits: dict) -> str:
         """Cross-fitted choice: a row's figure never comes from a prior fitted on its own label.
 
         Dawid-Skene and metal use no dev label at all (fitted once, kept in `fits` for reuse);
@@ -205,8 +212,8 @@ class LabelModel:
         """
         L_dev, y_dev = dev
         k = self.cardinality
-        fits["dawid_skene"] = ds_fit = self._fit_dawid_skene(L_fit, prior)
-        fits["metal"] = metal_fit = self._fit_metal(L_fit, prior, metal_config)
+        fits["dawid_skene"] = ds_fit = self._fit_dawid_skene(votes, prior)
+        fits["metal"] = metal_fit = self._fit_metal(votes, prior, metal_config)
         folds = _fold_ids(len(y_dev), self.n_folds, self.seed_)
         probs = {"majority": np.zeros((len(y_dev), k)),
                  "dawid_skene": _with_prior_on_uncovered(dawid_skene_proba(L_dev, ds_fit), L_dev, ds_fit.class_prior),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lfagent.fit.statistics import covote_counts, row_reduce, vote_matrix
+from lfagent.fit.statistics import Votes, as_votes, covote_counts, row_reduce, vote_matrix
 
 SNORKEL_EPOCHS = 500
 
@@ -43,9 +43,10 @@ class MetalFit:
     final_loss: float
 
 
-def overlaps(L: np.ndarray, cardinality: int) -> np.ndarray:
+def overlaps(L: np.ndarray | Votes, cardinality: int) -> np.ndarray:
     """O = S^T S / n for the one-hot vote matrix S, counted over each row's pairs of votes."""
-    return covote_counts(L, cardinality) / L.shape[0]
+    votes = as_votes(L, cardinality)
+    return covote_counts(votes, cardinality) / votes.n_rows
 
 
 def _off_block_mask(n_lfs: int, k: int) -> np.ndarray:
@@ -70,14 +71,15 @@ def initial_mu(O: np.ndarray, class_prior: np.ndarray, prec_init, seed: int) -> 
     return mu_init, mu_init * scale
 
 
-def _loss_and_grad(mu, O, mask, prior, mu_init, l2):
+def _loss_and_grad(mu, O, mask, prior, mu_init, l2, with_loss: bool = True):
+    """(loss, gradient); the loss (nan unless `with_loss`) is only reported, so only the last epoch needs it."""
     mu_p = mu * prior[None, :]
     residual = mask * (O - mu_p @ mu.T)  # symmetric
     diag_gap = mu_p.sum(axis=1) - np.diag(O)
-    loss = float((residual ** 2).sum() + diag_gap @ diag_gap)
+    loss = float((residual ** 2).sum() + diag_gap @ diag_gap) if with_loss else float("nan")
     grad = -4.0 * (residual @ mu_p) + 2.0 * diag_gap[:, None] * prior[None, :]
     if l2:
-        loss += float(l2 ** 2 * ((mu - mu_init) ** 2).sum())
+        loss += float(l2 ** 2 * ((mu - mu_init) ** 2).sum()) if with_loss else 0.0
         # Snorkel adds this centred penalty *and* passes l2 as SGD weight decay (l2 * mu)
         grad += 2.0 * l2 ** 2 * (mu - mu_init) + l2 * mu
     return loss, grad
@@ -101,22 +103,24 @@ def _best_class_permutation(mu: np.ndarray, prior: np.ndarray) -> np.ndarray:
     return mu @ Z
 
 
-def fit_metal(L: np.ndarray, cardinality: int, class_prior: np.ndarray, *, seed: int = 0,
+def fit_metal(L: np.ndarray | Votes, cardinality: int, class_prior: np.ndarray, *, seed: int = 0,
               config: MetalConfig = MetalConfig()) -> MetalFit:
-    """Fit mu on the checked label matrix `L` with a fixed class prior (Snorkel: uniform by default)."""
-    k, n_lfs = cardinality, L.shape[1]
+    """Fit mu on the checked label matrix `L` (or its `Votes`) with a fixed class prior (Snorkel: uniform by default)."""
+    k = cardinality
+    votes = as_votes(L, k)
+    n_lfs = votes.n_lfs
     prior = np.asarray(class_prior, dtype=float)
-    O = overlaps(L, k) if L.shape[0] else np.zeros((n_lfs * k, n_lfs * k))
+    O = overlaps(votes, k) if votes.n_rows else np.zeros((n_lfs * k, n_lfs * k))
     mask = _off_block_mask(n_lfs, k)
     mu_init, mu = initial_mu(O, prior, config.prec_init, seed)
     velocity = np.zeros_like(mu)
     loss = float("nan")
     for epoch in range(config.n_epochs):
-        loss, grad = _loss_and_grad(mu, O, mask, prior, mu_init, config.l2)
+        loss, grad = _loss_and_grad(mu, O, mask, prior, mu_init, config.l2, epoch == config.n_epochs - 1)
         # torch.optim.SGD with momentum, no dampening: v = momentum * v + g (v = g at step 1)
         velocity = grad if epoch == 0 else config.momentum * velocity + grad
         mu = mu - config.lr * velocity
-    n = max(L.shape[0], 1)
+    n = max(votes.n_rows, 1)
     mu_eps = config.mu_eps if config.mu_eps is not None else min(0.01, 10.0 ** -np.ceil(np.log10(n)))
     mu = np.clip(mu, mu_eps, 1.0 - mu_eps)
     return MetalFit(mu=_best_class_permutation(mu, prior), class_prior=prior, final_loss=loss)
