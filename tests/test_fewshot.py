@@ -101,3 +101,32 @@ def test_bad_input_is_named():
         FewShotExpert(k=2).fit(["a", "b", "c"], [0, 1, 5])
     with pytest.raises(InputError, match="not a saved few-shot expert"):
         FewShotExpert.load("/nonexistent/fs")
+
+
+def test_a_step_cap_above_the_recipe_never_lengthens_it():
+    from lfagent.fit.fewshot import _step_cap
+
+    # 100 seeds, 10 pair iterations: 2000 pairs, 125 steps of 16. transformers would loop past the pairs
+    # to reach a larger max_steps, so the cap must fall back to the recipe's own length.
+    assert _step_cap(500, 100, 10, 16, 1) == -1
+    assert _step_cap(125, 100, 10, 16, 1) == -1
+    assert _step_cap(124, 100, 10, 16, 1) == 124
+    assert _step_cap(None, 100, 10, 16, 1) == -1
+
+
+def test_length_grouped_batches_cover_every_pair_once_in_similar_lengths():
+    from lfagent.fit.fewshot import grouped_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 500, size=1000).tolist()
+    batches = grouped_batches(lengths, 16, False, seed=3)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(1000))
+    # Padding cost: sum over batches of (batch size x longest), against random batches of the same pairs.
+    cost = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    order = rng.permutation(1000).tolist()
+    random_cost = sum(16 * max(lengths[i] for i in order[s:s + 16]) for s in range(0, 1000, 16))
+    assert cost < 0.7 * random_cost
+    assert grouped_batches(lengths, 16, False, seed=3) == batches  # deterministic for a seed
+    assert grouped_batches(lengths, 16, False, seed=4) != batches
+    assert all(len(b) == 16 for b in grouped_batches(lengths, 16, True, seed=3))

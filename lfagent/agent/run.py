@@ -21,8 +21,8 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
     """Run (or, on an existing run directory, continue) the agent and write the run's outputs.
 
     `annotate`: records the LLM labels once (agent/annotate.py); None: agent.annotate.default_annotate.
-    `expert`: "finetuned" or "frozen" (None: $LFAGENT_EXPERT, else frozen); `expert_steps` caps each
-    fine-tune (fit/fewshot_views.py).
+    `expert`: "finetuned" or "frozen" (None: $LFAGENT_EXPERT, else finetuned); `expert_steps` caps each
+    fine-tune (fit/fewshot_views.py; None: PipelineConfig's cap).
     """
     from lfagent.agent.annotate import default_annotate
 
@@ -33,8 +33,8 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
         raise InputError("--annotate needs an LLM: give --llm local or --llm openai:MODEL")
     if expert_steps is not None and expert_steps < 1:
         raise InputError(f"--expert-steps must be at least 1, got {expert_steps}")
-    config = PipelineConfig(seed=seed, folds=folds, fewshot_max_steps=expert_steps,
-                            **({"expert": expert} if expert else {}))
+    config = PipelineConfig(seed=seed, folds=folds, **({"expert": expert} if expert else {}),
+                            **({"fewshot_max_steps": expert_steps} if expert_steps else {}))
     say = progress or (lambda message: None)
     limits = LLMLimits(max_calls=max_llm_calls, max_tokens=max_tokens,
                        prices=Prices(prompt_per_million=prices[0], completion_per_million=prices[1]))

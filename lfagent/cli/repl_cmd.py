@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "OPENAI_API_KEY/OPENAI_BASE_URL is set, else local)")
     parser.add_argument("--no-embeddings", action="store_true", help="no MiniLM LFs or fallback (faster start)")
     parser.add_argument("--expert", choices=("finetuned", "frozen"), default=None,
-                        help="a new run's embedding expert: frozen MiniLM (default) or fine-tuned on the seeds "
-                             "(minutes at the first fit); an existing run keeps its own")
+                        help="a new run's embedding expert: fine-tuned on the seeds (default; minutes at the "
+                             "first fit) or frozen MiniLM; an existing run keeps its own")
     parser.add_argument("--no-fit", action="store_true", help="do not fit on start")
     parser.add_argument("--debug", action="store_true", help="print tracebacks of failing commands")
 

@@ -31,12 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds over the seeds")
     parser.add_argument("--no-embeddings", action="store_true", help="no MiniLM LFs or fallback (faster)")
     parser.add_argument("--expert", choices=("finetuned", "frozen"), default=None,
-                        help="the embedding expert's encoder: frozen MiniLM (default, seconds) or MiniLM "
-                             "fine-tuned on the seeds (about two SetFit fine-tunes: much better labels on "
-                             "topic-like tasks, 10 minutes or more on 2 CPU cores); default from $LFAGENT_EXPERT")
+                        help="the embedding expert's encoder: MiniLM fine-tuned on the seeds (default; a few "
+                             "minutes on 2 CPU cores for 100 seeds, cached for later runs on the same seeds) or "
+                             "frozen MiniLM (seconds, weaker on topic-like tasks); default from $LFAGENT_EXPERT")
     parser.add_argument("--expert-steps", type=int, default=None, metavar="N",
-                        help="cap each fine-tune of the expert at N optimiser steps (default: SetFit's 20 pair "
-                             "iterations, 2 x 20 x seeds / 16 steps); fewer is faster and usually a little worse")
+                        help="cap each fine-tune of the expert at N optimiser steps (default 500; with 100 seeds "
+                             "the final one takes 2 x 20 x 100 / 16 = 250); fewer is faster and usually worse")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the most LLM calls, tokens and money this run may spend (with --rounds, "

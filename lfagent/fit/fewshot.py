@@ -146,7 +146,8 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
         warnings.simplefilter("ignore")
         args = TrainingArguments(output_dir=tmp, batch_size=batch_size, num_epochs=epochs,
                                  num_iterations=pair_iterations, seed=seed,
-                                 max_steps=-1 if max_steps is None else int(max_steps), save_strategy="no",
+                                 max_steps=_step_cap(max_steps, len(texts), pair_iterations, batch_size, epochs),
+                                 save_strategy="no",
                                  report_to="none", show_progress_bar=False, logging_strategy="no",
                                  logging_first_step=False)
         trainer = Trainer(model=model, args=args,
@@ -157,6 +158,13 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
         trainer.train_embeddings(list(texts), labels)
     body.eval()
     return body
+
+
+def _step_cap(max_steps: int | None, n: int, pair_iterations: int, batch_size: int, epochs: int) -> int:
+    """transformers' max_steps, or -1 for the recipe's own length. Passed as is, a cap above that length
+    would not cap: the trainer would loop over the pairs again until it reached it."""
+    natural = -(-2 * pair_iterations * n // batch_size) * epochs
+    return -1 if max_steps is None or int(max_steps) >= natural else int(max_steps)
 
 
 def length_grouped_batches(dataset, batch_size: int, drop_last: bool, valid_label_columns=None, generator=None,

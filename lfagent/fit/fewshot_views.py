@@ -1,8 +1,8 @@
 """The few-shot expert's embeddings: the encoder fine-tuned on the seeds, and honest stand-ins for cross-fitting.
 
 The expert (fit/expert.py's logistic regression) reads these vectors instead of frozen MiniLM's when the run
-fine-tunes (`PipelineConfig.expert = "finetuned"`). Three fine-tunes, about two full ones' cost (SetFit's pairs
-grow with the seeds):
+fine-tunes (`PipelineConfig.expert = "finetuned"`, the default). Three fine-tunes, about 1.5 times SetFit's own
+cost (its pairs grow with the seeds; the group encoders get half the pair iterations):
 
 - the seeds are split into two groups along the cross-fitting folds (fold f -> group f % 2), and an encoder
   is fine-tuned on each group; a fold's held-out seeds are embedded, and its expert trained, by the encoder of
@@ -10,8 +10,9 @@ grow with the seeds):
 - the final encoder is fine-tuned on every seed; it embeds the seeds (for the final head) and the unlabeled
   records, and is saved in the run directory (`expert/encoder/`), where `generate` loads it.
 
-Held-out figures come from encoders fine-tuned on 40-60% of the seeds, so they run a little below what the
-final expert reaches. A group whose seeds hold a single class cannot be fine-tuned: its folds use the frozen
+Held-out figures come from encoders fine-tuned on 40-60% of the seeds with half the pairs per seed, so they
+run a little below what the final expert reaches (the calibrator learns from them: a little under-confident
+rather than over). A group whose seeds hold a single class cannot be fine-tuned: its folds use the frozen
 encoder (honest too: it saw nothing). Everything is cached under `expert/`, keyed by the seeds and options,
 so refits within a run (every agent round) pay nothing, and copied to the shared cache
 ($LFAGENT_CACHE/experts/, the most recent few kept), so another run on the same seeds (another LLM, more
@@ -35,7 +36,7 @@ VIEWS_FILE = "views.npz"
 META_FILE = "views.json"
 SHARED_DIR = "experts"  # in lfagent's shared cache directory
 KEEP_SHARED = 6  # fine-tuned encoders kept there (about 90 MB each), most recently used first
-VERSION = 2  # bump when the recipe changes: cached views are rebuilt (2: 128-token cap)
+VERSION = 3  # bump when the recipe changes: cached views are rebuilt (2: 128-token cap, 3: length-grouped batches)
 
 
 @dataclass
@@ -83,11 +84,12 @@ def trainable(y: np.ndarray, multi_label: bool) -> bool:
 def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: list[str], *, multi_label: bool,
                        folds: list[np.ndarray], frozen_seed_emb: np.ndarray, out_dir: str | Path,
                        cache_path: str | Path | None, seed: int = 0, options: dict | None = None,
-                       progress=None) -> ExpertViews | None:
+                       group_iterations: int | None = None, progress=None) -> ExpertViews | None:
     """Fine-tune (or read back) the encoders and embed seeds and records; None when the seeds hold one class.
 
-    `options` go to fewshot.fine_tune_encoder (pair_iterations, max_steps, ...). `progress` is a
-    lfagent.counting progress callback.
+    `options` go to fewshot.fine_tune_encoder (pair_iterations, max_steps, ...); `group_iterations`, when
+    given, replaces pair_iterations for the two group encoders. `progress` is a lfagent.counting progress
+    callback.
     """
     from lfagent.counting import counter, reporter
     from lfagent.data.embed import Embedder
@@ -97,8 +99,9 @@ def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: lis
     if not trainable(seed_y, multi_label):
         return None
     out_dir = Path(out_dir)
-    key = views_key(seed_texts, seed_y, {**options, "folds": [f.tolist() for f in folds], "seed": seed,
-                                         "multi_label": multi_label})
+    group_options = {**options, **({"pair_iterations": group_iterations} if group_iterations else {})}
+    key = views_key(seed_texts, seed_y, {**options, "group": group_options, "folds": [f.tolist() for f in folds],
+                                         "seed": seed, "multi_label": multi_label})
     name = FINETUNED_PREFIX + key[:12]
     group = groups_of(folds, len(seed_y))
     by_group = _cached_groups(out_dir, key) or _from_shared(key, out_dir)
@@ -109,7 +112,7 @@ def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: lis
                 rows = np.flatnonzero(group == g)
                 if trainable(seed_y[rows], multi_label):
                     encoder = _fine_tune([seed_texts[i] for i in rows], seed_y[rows], multi_label, seed + 1 + g,
-                                         options)
+                                         group_options)
                     by_group[g] = encode(encoder, seed_texts)
                 count.advance()
             final = _fine_tune(seed_texts, seed_y, multi_label, seed, options)
