@@ -181,7 +181,7 @@ def _block_pair_counts(votes: Votes, weights: np.ndarray | None) -> np.ndarray:
 def _row_keys(votes: Votes) -> list[np.ndarray]:
     """Exact uint64 keys per row: the rows' outcomes (value + 1, abstain 0) read as base-(k+1)
     numbers, in chunks of LFs. Built from the votes alone, so sparse rows cost little."""
-    n, m, k = votes.n_rows, votes.n_lfs, votes.cardinality
+    m, k = votes.n_lfs, votes.cardinality
     lfs = votes.cols // k
     digits = (votes.cols - lfs * k + 1).astype(np.uint64)
     base = int(digits.max(initial=1)) + 1
