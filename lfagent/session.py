@@ -165,13 +165,11 @@ class Session:
         from lfagent.fit.fold_fit import fold_indices
 
         folds = fold_indices(corpus.seed_y, self.config.folds, self.config.seed, corpus.multi_label)
-        options = {"pair_iterations": self.config.fewshot_iterations, "max_steps": self.config.fewshot_max_steps}
         return build_expert_views(corpus.seed_texts, corpus.seed_y, corpus.unl_texts,
-                                  group_iterations=self.config.fewshot_group_iterations,
                                   multi_label=corpus.multi_label, folds=folds, frozen_seed_emb=corpus.seed_emb,
                                   out_dir=self.run_dir / EXPERT_DIR,
                                   cache_path=default_cache_dir() / "embeddings.sqlite",
-                                  seed=self.config.seed, options=options, progress=self.say)
+                                  progress=self.say, **self.config.fine_tune_options())
 
     def expert_embed(self):
         """Encodes texts for the fitted labeler's expert when it has its own encoder (else None)."""

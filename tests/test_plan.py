@@ -81,3 +81,23 @@ def test_dry_run_sends_nothing_and_builds_no_client(tmp_path, server):
     # with an openai model the default --annotate 300: (94 distinct seeds + 300 records) / 10 = 40 label requests
     assert "at most 65 calls" in done.stdout and "Nothing was sent." in done.stdout
     assert not (tmp_path / "run").exists()
+
+
+def test_dry_run_counts_the_expert_fine_tunes_it_would_run(monkeypatch, capsys):
+    from lfagent.cli import main as cli_main
+    from lfagent.fit.fold_fit import fold_indices
+
+    monkeypatch.delenv("LFAGENT_EXPERT", raising=False)  # the default: fine-tuned
+    seeds = load_seeds(load_task(EXAMPLE_TASK))
+    folds = fold_indices(seeds.y, 5, 0, False)
+    group = [sum(len(folds[f]) for f in range(g, 5, 2)) for g in (0, 1)]
+    # SetFit's pairs: 2 x iterations x seeds, 16 a step; the final encoder 20 iterations, the groups 10.
+    expected = math.ceil(2 * 20 * len(seeds.y) / 16) + sum(math.ceil(2 * 10 * n / 16) for n in group)
+    assert cli_main(["run", str(EXAMPLE_TASK), "--out", "unused", "--llm", "none", "--dry-run"]) == 0
+    assert f"3 fine-tunes of MiniLM on {len(seeds.y)} seeds, {expected:,} optimiser steps" in capsys.readouterr().out
+    assert cli_main(["run", str(EXAMPLE_TASK), "--out", "unused", "--llm", "none", "--dry-run",
+                     "--expert-steps", "50"]) == 0
+    assert "150 optimiser steps" in capsys.readouterr().out  # each of the three capped at 50
+    assert cli_main(["run", str(EXAMPLE_TASK), "--out", "unused", "--llm", "none", "--dry-run",
+                     "--expert", "frozen"]) == 0
+    assert "fine-tune" not in capsys.readouterr().out

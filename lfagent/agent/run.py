@@ -14,6 +14,12 @@ from lfagent.llm.budget import LLMLimits, Prices
 from lfagent.session import Session
 
 
+def run_config(*, seed: int, folds: int, expert: str | None, expert_steps: int | None) -> PipelineConfig:
+    """The pipeline configuration of `lfagent run`'s flags; what they leave out keeps PipelineConfig's default."""
+    return PipelineConfig(seed=seed, folds=folds, **({"expert": expert} if expert else {}),
+                          **({"fewshot_max_steps": expert_steps} if expert_steps else {}))
+
+
 def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds: int = 3,
               max_llm_calls: int | None = None, max_tokens: int | None = None, seed: int = 0, folds: int = 5,
               embed: bool = True, progress=None, prices: tuple[float, float] = (0.0, 0.0),
@@ -33,8 +39,7 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
         raise InputError("--annotate needs an LLM: give --llm local or --llm openai:MODEL")
     if expert_steps is not None and expert_steps < 1:
         raise InputError(f"--expert-steps must be at least 1, got {expert_steps}")
-    config = PipelineConfig(seed=seed, folds=folds, **({"expert": expert} if expert else {}),
-                            **({"fewshot_max_steps": expert_steps} if expert_steps else {}))
+    config = run_config(seed=seed, folds=folds, expert=expert, expert_steps=expert_steps)
     say = progress or (lambda message: None)
     limits = LLMLimits(max_calls=max_llm_calls, max_tokens=max_tokens,
                        prices=Prices(prompt_per_million=prices[0], completion_per_million=prices[1]))

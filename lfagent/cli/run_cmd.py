@@ -88,16 +88,37 @@ def _dry_run(args) -> int:
     if not args.task or args.resume:
         raise InputError("--dry-run needs TASK.yaml (and not --resume)")
     llm = args.llm or "auto"
-    if llm == "none":
-        print("dry run (--llm none): no LLM calls; mined LFs only")
-        return 0
     task = load_task(args.task)
+    expert = _expert_plan(args, task)
+    if llm == "none":
+        print("dry run (--llm none): no LLM calls; mined LFs only" + (f"\n{expert}" if expert else ""))
+        return 0
     prices = (args.price_prompt, args.price_completion)
     plan = plan_run(task, load_seeds(task), rounds=args.rounds, max_llm_calls=args.max_llm_calls,
                     max_tokens=args.max_tokens, prices=prices, embed=not args.no_embeddings, seed=args.seed,
                     model=llm.partition(":")[2] or None, annotate=_annotate_default(args, llm))
-    print(format_plan(plan, llm=llm, prices=prices))
+    print(format_plan(plan, llm=llm, prices=prices) + (f"\n{expert}" if expert else ""))
     return 0
+
+
+def _expert_plan(args, task) -> str:
+    """The compute a run spends without the LLM: the expert's fine-tunes (or that they are cached)."""
+    from lfagent.data.dataset import load_seeds
+    from lfagent.fit.fewshot_views import planned_steps
+    from lfagent.agent.run import run_config
+    from lfagent.fit.fold_fit import fold_indices
+
+    config = run_config(seed=args.seed, folds=args.folds, expert=args.expert, expert_steps=args.expert_steps)
+    if args.no_embeddings or config.expert != "finetuned":
+        return ""
+    seeds = load_seeds(task)
+    folds = fold_indices(seeds.y, config.folds, config.seed, task.multi_label)
+    steps, cached = planned_steps(seeds.texts, seeds.y, multi_label=task.multi_label, folds=folds,
+                                  **config.fine_tune_options())
+    if cached:
+        return "embedding expert: fine-tuned on these seeds already (shared cache): no fine-tuning"
+    return (f"embedding expert: 3 fine-tunes of MiniLM on {len(seeds.texts)} seeds, {steps:,} optimiser steps "
+            "(about 1 s each on 2 CPU cores for comment-length texts; --expert frozen skips them)")
 
 
 def _annotate_default(args, llm: str) -> int:

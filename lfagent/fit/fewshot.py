@@ -160,6 +160,14 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
     return body
 
 
+def step_count(n: int, options: dict) -> int:
+    """Optimiser steps `fine_tune_encoder(**options)` takes on n texts (its defaults where options are silent)."""
+    iterations, batch, epochs = (options.get(name) or default for name, default in
+                                 (("pair_iterations", 20), ("batch_size", 16), ("epochs", 1)))
+    cap = _step_cap(options.get("max_steps"), n, iterations, batch, epochs)
+    return cap if cap > 0 else -(-2 * iterations * n // batch) * epochs
+
+
 def _step_cap(max_steps: int | None, n: int, pair_iterations: int, batch_size: int, epochs: int) -> int:
     """transformers' max_steps, or -1 for the recipe's own length. Passed as is, a cap above that length
     would not cap: the trainer would loop over the pairs again until it reached it."""

@@ -94,14 +94,11 @@ def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: lis
     from lfagent.counting import counter, reporter
     from lfagent.data.embed import Embedder
 
-    options = dict(options or {})
     seed_y = np.asarray(seed_y)
     if not trainable(seed_y, multi_label):
         return None
     out_dir = Path(out_dir)
-    group_options = {**options, **({"pair_iterations": group_iterations} if group_iterations else {})}
-    key = views_key(seed_texts, seed_y, {**options, "group": group_options, "folds": [f.tolist() for f in folds],
-                                         "seed": seed, "multi_label": multi_label})
+    options, group_options, key = _identity(seed_texts, seed_y, multi_label, folds, seed, options, group_iterations)
     name = FINETUNED_PREFIX + key[:12]
     group = groups_of(folds, len(seed_y))
     by_group = _cached_groups(out_dir, key) or _from_shared(key, out_dir)
@@ -132,6 +129,32 @@ def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: lis
         embedder.close()
     return ExpertViews(name=name, model_dir=out_dir / ENCODER_DIR, seed_emb=seed_emb, unl_emb=unl_emb,
                        heldout=heldout)
+
+
+def _identity(seed_texts, seed_y, multi_label, folds, seed, options, group_iterations):
+    """(final options, group options, key): the key names the views in the run and in the shared cache."""
+    options = dict(options or {})
+    group_options = {**options, **({"pair_iterations": group_iterations} if group_iterations else {})}
+    key = views_key(seed_texts, seed_y, {**options, "group": group_options, "folds": [f.tolist() for f in folds],
+                                         "seed": seed, "multi_label": multi_label})
+    return options, group_options, key
+
+
+def planned_steps(seed_texts: list[str], seed_y: np.ndarray, *, multi_label: bool, folds: list[np.ndarray],
+                  seed: int = 0, options: dict | None = None, group_iterations: int | None = None) -> tuple[int, bool]:
+    """(optimiser steps the three fine-tunes would take, whether the shared cache already holds them): for a
+    cost plan, without loading a model."""
+    from lfagent.fit.fewshot import step_count
+
+    seed_y = np.asarray(seed_y)
+    if not trainable(seed_y, multi_label):
+        return 0, False
+    options, group_options, key = _identity(seed_texts, seed_y, multi_label, folds, seed, options, group_iterations)
+    group = groups_of(folds, len(seed_y))
+    steps = step_count(len(seed_y), options)
+    steps += sum(step_count(int((group == g).sum()), group_options) for g in (0, 1)
+                 if trainable(seed_y[group == g], multi_label))
+    return steps, _cached_groups(shared_dir(key), key) is not None
 
 
 def _fine_tune(texts, y, multi_label, seed, options):

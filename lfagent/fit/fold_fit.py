@@ -67,6 +67,11 @@ class PipelineConfig(BaseModel):
     fewshot_group_iterations: int = 10
     fewshot_max_steps: int | None = 500  # caps each fine-tune's steps, so many seeds cannot run for hours
 
+    def fine_tune_options(self) -> dict:
+        """What fit/fewshot_views.build_expert_views takes from the config (the views' cache key includes it)."""
+        return {"options": {"pair_iterations": self.fewshot_iterations, "max_steps": self.fewshot_max_steps},
+                "group_iterations": self.fewshot_group_iterations, "seed": self.seed}
+
 def default_expert() -> str:
     import os
 
