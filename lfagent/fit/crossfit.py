@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from lfagent.fit import expected_calibration_error, multilabel_expected_calibration_error
 from lfagent.fit.calibrator import f1_thresholds, fit_calibrator
 from lfagent.fit.corpus import Corpus, VoteCache
+from lfagent.fit.expert import JOIN_WEIGHTS, choose_join_weight
 from lfagent.fit.fold_fit import FittedModel, PipelineConfig, fit_once, fold_indices
 from lfagent.fit.labeler import Labeler
 from lfagent.counting import counter
@@ -37,6 +38,7 @@ class Metrics(BaseModel):
     n_kept: int
     folds: int
     label_model: str
+    join_weight: float = 1.0  # the label model's exponent in its product with the expert (fit/expert.py)
     extra: dict = {}
 
 
@@ -59,7 +61,8 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
     views = corpus.expert_views if corpus.seed_emb is not None else None
     n = len(corpus.seed_y)
     folds = fold_indices(corpus.seed_y, config.folds, config.seed, corpus.multi_label)
-    raw_heldout = np.zeros((n, corpus.k))
+    weights = join_weights(config, corpus)
+    by_weight = {w: np.zeros((n, corpus.k)) for w in weights}
     heldout_covered = np.zeros(n, dtype=bool)
     fold_kept = []
     # Repeated for every refit of every round: a bar while it runs, no line left behind.
@@ -72,10 +75,12 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
         L_seed, L_unl = votes.matrices(model.lfs)
         emb = None if corpus.seed_emb is None else corpus.seed_emb[test]
         seen = seen_as_unlabeled(L_seed[test], L_unl, model.lfs, seed=config.seed + f)
-        raw_heldout[test], heldout_covered[test] = model.predict(
-            seen, emb, None if expert_emb is None else expert_emb[test])
+        for w in weights:
+            by_weight[w][test], heldout_covered[test] = model.labeler.model_copy(
+                update={"join_weight": w}).raw_proba(seen, emb, None if expert_emb is None else expert_emb[test])
         fold_kept.append([lf.name for lf in model.lfs])
         fits.advance()
+    raw_heldout, join_weight = _joined(by_weight, heldout_covered, corpus, folds)
     heldout = _cross_calibrated(raw_heldout, corpus, folds)
     heldout_decisions = _cross_decided(heldout, corpus, folds) if corpus.multi_label else None
     final = fit_once(corpus, np.arange(n), config, extra=extra, pins=pins, votes=votes,
@@ -86,10 +91,11 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
     calibrator = fit_calibrator(raw_heldout, corpus.seed_y, multi_label=corpus.multi_label)
     if corpus.multi_label:
         calibrator.thresholds = f1_thresholds(heldout, corpus.seed_y)
-    labeler = final.labeler.model_copy(update={"calibrator": calibrator})
+    labeler = final.labeler.model_copy(update={"calibrator": calibrator, "join_weight": join_weight})
     _, L_unl = votes.matrices(labeler.lfs)
     probs, covered = labeler.proba(L_unl, corpus.unl_emb, None if views is None else views.unl_emb)
     metrics = _metrics(corpus, config, heldout, raw_heldout, heldout_covered, covered, final, heldout_decisions)
+    metrics.join_weight = join_weight
     return PipelineResult(final=final, labeler=labeler, metrics=metrics, probs=probs, covered=covered,
                           heldout_probs=heldout, votes=votes, fold_kept=fold_kept)
 
@@ -110,6 +116,31 @@ def seen_as_unlabeled(L_seed: np.ndarray, L_unl: np.ndarray, lfs: list[LabelingF
         rate = float((L_unl[:, j] != -1).mean()) if len(L_unl) else 0.0
         L_seed[rng.random(len(L_seed)) >= rate, j] = -1
     return L_seed
+
+
+def join_weights(config: PipelineConfig, corpus: Corpus) -> tuple[float, ...]:
+    """The label model's weights in the product join to try: the configured one, else all of JOIN_WEIGHTS
+    when an expert joins the label model (without one there is nothing to weigh)."""
+    if config.join_weight is not None:
+        return (float(config.join_weight),)
+    if config.combine != "product" or corpus.seed_emb is None or config.fallback != "embedding":
+        return (1.0,)
+    return JOIN_WEIGHTS
+
+
+def _joined(by_weight: dict[float, np.ndarray], covered: np.ndarray, corpus: Corpus,
+            folds: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """Held-out predictions, each fold's at the weight the other folds chose (so the reported figures do
+    not pick the best of five on themselves), and the weight all the folds choose, for the final model."""
+    weights = list(by_weight)
+    if len(weights) == 1:
+        return by_weight[weights[0]], weights[0]
+    out = np.zeros_like(by_weight[weights[0]])
+    y = corpus.seed_y
+    for test in folds:
+        others = np.setdiff1d(np.flatnonzero(covered), test)
+        out[test] = by_weight[choose_join_weight(by_weight, y, others, corpus.multi_label)][test]
+    return out, choose_join_weight(by_weight, y, np.flatnonzero(covered), corpus.multi_label)
 
 
 def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> np.ndarray:

@@ -96,20 +96,23 @@ def expert_proba(state: ExpertState, emb: np.ndarray, k: int) -> np.ndarray:
 
 
 def join_experts(lm: np.ndarray, emb: np.ndarray, covered: np.ndarray, multi_label: bool, how: Join, *,
-                 unseen: list[int] = (), reached: np.ndarray | None = None) -> np.ndarray:
+                 unseen: list[int] = (), reached: np.ndarray | None = None, weight: float = 1.0) -> np.ndarray:
     """Covered rows: label model and embedding expert as independent experts ("product"), or the label
-    model alone ("none"); rows no LF covers: the embedding expert. `reached` (n x len(unseen), bool) marks
-    the rows where an LF votes each class the expert never saw: there that class's probability is the
-    label model's, and the other classes share the rest in the joint's proportions."""
+    model alone ("none"); rows no LF covers: the embedding expert. `weight` tempers the label model in the
+    product (p ~ p_lm ** weight * p_emb; 1: plain independent experts, 0: the expert alone), for LFs that
+    are weaker than their own confidence says next to a strong expert (`choose_join_weight`).
+    `reached` (n x len(unseen), bool) marks the rows where an LF votes each class the expert never saw:
+    there that class's probability is the label model's, and the other classes share the rest in the
+    joint's proportions."""
     eps = 1e-6
     out = emb.copy()
     if how == "product":
         if multi_label:  # per class, two-way products of independent binary experts
-            pos = lm * emb
-            neg = (1 - lm) * (1 - emb)
+            pos = np.clip(lm, eps, 1) ** weight * emb
+            neg = np.clip(1 - lm, eps, 1) ** weight * (1 - emb)
             joint = pos / np.maximum(pos + neg, eps)
         else:
-            joint = np.clip(lm, eps, 1) * np.clip(emb, eps, 1)
+            joint = np.clip(lm, eps, 1) ** weight * np.clip(emb, eps, 1)
             joint /= joint.sum(axis=1, keepdims=True)
         out[covered] = joint[covered]
     else:
@@ -130,3 +133,25 @@ def _label_model_decides(out: np.ndarray, lm: np.ndarray, unseen: list[int], rea
     room = np.clip(1.0 - fixed.sum(axis=1, keepdims=True), 0.0, 1.0)
     free *= room / np.maximum(free.sum(axis=1, keepdims=True), 1e-12)
     return fixed + free
+
+
+JOIN_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # first wins a tie: the plain product unless another does better
+
+
+def choose_join_weight(by_weight: dict[float, np.ndarray], y: np.ndarray, rows: np.ndarray,
+                       multi_label: bool) -> float:
+    """The weight whose held-out predictions on `rows` (covered seeds: the only ones it changes) have the
+    least log-loss. One number from five, each scored on every such seed: little room to fit noise."""
+    rows = np.asarray(rows)
+    if not len(rows):
+        return 1.0
+    losses = [_log_loss(by_weight[w][rows], np.asarray(y)[rows], multi_label) for w in JOIN_WEIGHTS]
+    return JOIN_WEIGHTS[int(np.argmin(losses))]
+
+
+def _log_loss(probs: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
+    eps = 1e-6
+    if multi_label:
+        p = np.clip(probs, eps, 1 - eps)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1))))

@@ -55,6 +55,10 @@ class PipelineConfig(BaseModel):
     # How the embedding classifier joins the label model on covered records: "product" treats the two as
     # independent experts (p ~ p_lm * p_emb / prior); "none" uses it only where no LF votes.
     combine: Join = "product"
+    # The label model's exponent in that product; None: chosen from JOIN_WEIGHTS by the held-out log-loss of
+    # the cross-fitted seeds (fit/crossfit.py), since mined LFs next to a fine-tuned expert are often weaker
+    # than their confidence says.
+    join_weight: float | None = None
     fallback_c: float = 10.0  # inverse L2 strength of the embedding classifier
     # What the embedding expert reads: "finetuned" = MiniLM fine-tuned on the seeds with SetFit's recipe
     # (fit/fewshot_views.py; needs setfit from the embed extra, else frozen), "frozen" = MiniLM as shipped.

@@ -33,6 +33,7 @@ class Labeler(BaseModel):
     prior: list[float]
     expert: ExpertState | None = None  # embedding expert; None when the run used no embeddings
     join: Join = "product"  # how the expert joins the label model on covered rows (fit/expert.py)
+    join_weight: float = 1.0  # the label model's exponent in the product (chosen on cross-fitted seeds)
     calibrator: Calibrator | None = None  # None: raw probabilities (a cross-fitting fold's model)
     text_field: str = "text"
     embedder: str | None = None  # name of the sentence embedder the expert and embedding LFs expect
@@ -114,7 +115,7 @@ class Labeler(BaseModel):
         unseen = self.expert.unseen
         reached = (L[:, :, None] == np.asarray(unseen)[None, None, :]).any(axis=1) if unseen else None
         return join_experts(probs, expert, covered, self.multi_label, self.join, unseen=unseen,
-                            reached=reached), covered
+                            reached=reached, weight=self.join_weight), covered
 
     def proba(self, L: np.ndarray, embeddings: np.ndarray | None = None,
               expert_embeddings: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
