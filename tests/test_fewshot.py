@@ -130,3 +130,11 @@ def test_length_grouped_batches_cover_every_pair_once_in_similar_lengths():
     assert grouped_batches(lengths, 16, False, seed=3) == batches  # deterministic for a seed
     assert grouped_batches(lengths, 16, False, seed=4) != batches
     assert all(len(b) == 16 for b in grouped_batches(lengths, 16, True, seed=3))
+
+
+def test_each_optimiser_step_is_reported():
+    from lfagent.fit.fewshot import fine_tune_encoder
+
+    steps = []
+    fine_tune_encoder(TEXTS, Y, multi_label=False, seed=0, max_steps=3, on_step=lambda: steps.append(1))
+    assert len(steps) == 3

@@ -120,11 +120,12 @@ def _check_labels(texts: list[str], y, multi_label: bool) -> np.ndarray:
 
 def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair_iterations: int = 20,
                       epochs: int = 1, batch_size: int = 16, max_steps: int | None = None,
-                      base_model: str | Path | None = None, max_seq_length: int = 128):
+                      base_model: str | Path | None = None, max_seq_length: int = 128, on_step=None):
     """Fine-tune the encoder on labelled texts with SetFit's contrastive pairs; returns a SentenceTransformer.
 
     Deterministic for a seed (setfit seeds python, numpy and torch; its pair order is fixed). `max_steps`
-    caps the optimiser steps (and so the pairs drawn): tests use 5.
+    caps the optimiser steps (and so the pairs drawn): tests use 5. `on_step()` is called after each step
+    (progress bars).
     """
     _quiet_env()
     y = _check_labels(list(texts), y, multi_label)
@@ -155,9 +156,21 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
         for callback in (ProgressCallback, PrinterCallback):  # they print each log line to stdout
             trainer.st_trainer.remove_callback(callback)
         trainer.st_trainer.args.batch_sampler = length_grouped_batches
+        if on_step is not None:
+            trainer.st_trainer.add_callback(_StepCallback(on_step))
         trainer.train_embeddings(list(texts), labels)
     body.eval()
     return body
+
+
+def _StepCallback(on_step):
+    from transformers import TrainerCallback
+
+    class StepCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            on_step()
+
+    return StepCallback()
 
 
 def step_count(n: int, options: dict) -> int:

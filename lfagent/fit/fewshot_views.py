@@ -104,17 +104,17 @@ def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: lis
     by_group = _cached_groups(out_dir, key) or _from_shared(key, out_dir)
     if by_group is None:
         by_group = {}
-        with counter(progress, "fine-tuning the expert's encoder", 3, unit="fine-tunes") as count:
+        steps = _steps(len(seed_y), group, seed_y, multi_label, options, group_options)
+        with counter(progress, "fine-tuning the expert's encoder", steps, unit="steps") as count:
+            step = {**options, "on_step": count.advance}
             for g in (0, 1):
                 rows = np.flatnonzero(group == g)
                 if trainable(seed_y[rows], multi_label):
                     encoder = _fine_tune([seed_texts[i] for i in rows], seed_y[rows], multi_label, seed + 1 + g,
-                                         group_options)
+                                         {**group_options, "on_step": count.advance})
                     by_group[g] = encode(encoder, seed_texts)
-                count.advance()
-            final = _fine_tune(seed_texts, seed_y, multi_label, seed, options)
+            final = _fine_tune(seed_texts, seed_y, multi_label, seed, step)
             _save(final, out_dir, key, name, by_group)
-            count.advance()
         _to_shared(out_dir, key)
     heldout = []
     for f in range(len(folds)):
@@ -144,17 +144,20 @@ def planned_steps(seed_texts: list[str], seed_y: np.ndarray, *, multi_label: boo
                   seed: int = 0, options: dict | None = None, group_iterations: int | None = None) -> tuple[int, bool]:
     """(optimiser steps the three fine-tunes would take, whether the shared cache already holds them): for a
     cost plan, without loading a model."""
-    from lfagent.fit.fewshot import step_count
-
     seed_y = np.asarray(seed_y)
     if not trainable(seed_y, multi_label):
         return 0, False
     options, group_options, key = _identity(seed_texts, seed_y, multi_label, folds, seed, options, group_iterations)
-    group = groups_of(folds, len(seed_y))
-    steps = step_count(len(seed_y), options)
-    steps += sum(step_count(int((group == g).sum()), group_options) for g in (0, 1)
-                 if trainable(seed_y[group == g], multi_label))
+    steps = _steps(len(seed_y), groups_of(folds, len(seed_y)), seed_y, multi_label, options, group_options)
     return steps, _cached_groups(shared_dir(key), key) is not None
+
+
+def _steps(n: int, group: np.ndarray, seed_y: np.ndarray, multi_label: bool, options: dict,
+           group_options: dict) -> int:
+    from lfagent.fit.fewshot import step_count
+
+    return step_count(n, options) + sum(step_count(int((group == g).sum()), group_options) for g in (0, 1)
+                                        if trainable(seed_y[group == g], multi_label))
 
 
 def _fine_tune(texts, y, multi_label, seed, options):
