@@ -89,21 +89,21 @@ def _dry_run(args) -> int:
         raise InputError("--dry-run needs TASK.yaml (and not --resume)")
     llm = args.llm or "auto"
     task = load_task(args.task)
-    expert = _expert_plan(args, task)
+    seeds = load_seeds(task)
+    expert = _expert_plan(args, task, seeds)
     if llm == "none":
         print("dry run (--llm none): no LLM calls; mined LFs only" + (f"\n{expert}" if expert else ""))
         return 0
     prices = (args.price_prompt, args.price_completion)
-    plan = plan_run(task, load_seeds(task), rounds=args.rounds, max_llm_calls=args.max_llm_calls,
+    plan = plan_run(task, seeds, rounds=args.rounds, max_llm_calls=args.max_llm_calls,
                     max_tokens=args.max_tokens, prices=prices, embed=not args.no_embeddings, seed=args.seed,
                     model=llm.partition(":")[2] or None, annotate=_annotate_default(args, llm))
     print(format_plan(plan, llm=llm, prices=prices) + (f"\n{expert}" if expert else ""))
     return 0
 
 
-def _expert_plan(args, task) -> str:
+def _expert_plan(args, task, seeds) -> str:
     """The compute a run spends without the LLM: the expert's fine-tunes (or that they are cached)."""
-    from lfagent.data.dataset import load_seeds
     from lfagent.fit.fewshot_views import planned_steps
     from lfagent.agent.run import run_config
     from lfagent.fit.fold_fit import fold_indices
@@ -111,7 +111,6 @@ def _expert_plan(args, task) -> str:
     config = run_config(seed=args.seed, folds=args.folds, expert=args.expert, expert_steps=args.expert_steps)
     if args.no_embeddings or config.expert != "finetuned":
         return ""
-    seeds = load_seeds(task)
     folds = fold_indices(seeds.y, config.folds, config.seed, task.multi_label)
     steps, cached = planned_steps(seeds.texts, seeds.y, multi_label=task.multi_label, folds=folds,
                                   **config.fine_tune_options())

@@ -140,13 +140,15 @@ JOIN_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # first wins a tie: the plain produc
 
 def choose_join_weight(by_weight: dict[float, np.ndarray], y: np.ndarray, rows: np.ndarray,
                        multi_label: bool) -> float:
-    """The weight whose held-out predictions on `rows` (covered seeds: the only ones it changes) have the
-    least log-loss. One number from five, each scored on every such seed: little room to fit noise."""
+    """The weight (a key of `by_weight`, the first on a tie; JOIN_WEIGHTS in crossfit) whose held-out
+    predictions on `rows` (covered seeds: the only ones it changes) have the least log-loss. One number from
+    five, each scored on every such seed: little room to fit noise. No rows: the plain product."""
     rows = np.asarray(rows)
     if not len(rows):
         return 1.0
-    losses = [_log_loss(by_weight[w][rows], np.asarray(y)[rows], multi_label) for w in JOIN_WEIGHTS]
-    return JOIN_WEIGHTS[int(np.argmin(losses))]
+    weights = list(by_weight)
+    losses = [_log_loss(by_weight[w][rows], np.asarray(y)[rows], multi_label) for w in weights]
+    return weights[int(np.argmin(losses))]
 
 
 def _log_loss(probs: np.ndarray, y: np.ndarray, multi_label: bool) -> float:

@@ -177,14 +177,20 @@ def step_count(n: int, options: dict) -> int:
     """Optimiser steps `fine_tune_encoder(**options)` takes on n texts (its defaults where options are silent)."""
     iterations, batch, epochs = (options.get(name) or default for name, default in
                                  (("pair_iterations", 20), ("batch_size", 16), ("epochs", 1)))
-    cap = _step_cap(options.get("max_steps"), n, iterations, batch, epochs)
-    return cap if cap > 0 else -(-2 * iterations * n // batch) * epochs
+    natural = _recipe_steps(n, iterations, batch, epochs)
+    cap = options.get("max_steps")
+    return natural if cap is None else min(int(cap), natural)
+
+
+def _recipe_steps(n: int, pair_iterations: int, batch_size: int, epochs: int) -> int:
+    """SetFit's own length: 2 x pair_iterations x n pairs, batch_size a step, per epoch."""
+    return -(-2 * pair_iterations * n // batch_size) * epochs
 
 
 def _step_cap(max_steps: int | None, n: int, pair_iterations: int, batch_size: int, epochs: int) -> int:
     """transformers' max_steps, or -1 for the recipe's own length. Passed as is, a cap above that length
     would not cap: the trainer would loop over the pairs again until it reached it."""
-    natural = -(-2 * pair_iterations * n // batch_size) * epochs
+    natural = _recipe_steps(n, pair_iterations, batch_size, epochs)
     return -1 if max_steps is None or int(max_steps) >= natural else int(max_steps)
 
 

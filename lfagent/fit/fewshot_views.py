@@ -106,14 +106,14 @@ def build_expert_views(seed_texts: list[str], seed_y: np.ndarray, unl_texts: lis
         by_group = {}
         steps = _steps(len(seed_y), group, seed_y, multi_label, options, group_options)
         with counter(progress, "fine-tuning the expert's encoder", steps, unit="steps") as count:
-            step = {**options, "on_step": count.advance}
+            report = {"on_step": count.advance}
             for g in (0, 1):
                 rows = np.flatnonzero(group == g)
                 if trainable(seed_y[rows], multi_label):
                     encoder = _fine_tune([seed_texts[i] for i in rows], seed_y[rows], multi_label, seed + 1 + g,
-                                         {**group_options, "on_step": count.advance})
+                                         {**group_options, **report})
                     by_group[g] = encode(encoder, seed_texts)
-            final = _fine_tune(seed_texts, seed_y, multi_label, seed, step)
+            final = _fine_tune(seed_texts, seed_y, multi_label, seed, {**options, **report})
             _save(final, out_dir, key, name, by_group)
         _to_shared(out_dir, key)
     heldout = []
@@ -178,16 +178,9 @@ def _cached_groups(out_dir: Path, key: str) -> dict[int, np.ndarray] | None:
 
 def _save(encoder, out_dir: Path, key: str, name: str, by_group: dict[int, np.ndarray]) -> None:
     """Encoder first, metadata last: a run killed in between fine-tunes again rather than reading half."""
-    import shutil
-
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / META_FILE).unlink(missing_ok=True)
-    target = out_dir / ENCODER_DIR
-    tmp = out_dir / (ENCODER_DIR + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_encoder(encoder, tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    _put_encoder(out_dir, lambda tmp: save_encoder(encoder, tmp))
     (out_dir / VIEWS_FILE).unlink(missing_ok=True)  # may be a hard link into the shared cache
     np.savez(out_dir / VIEWS_FILE, **{f"group{g}": v for g, v in by_group.items()})
     (out_dir / META_FILE).write_text(json.dumps({"key": key, "name": name, "groups": sorted(by_group)}),
@@ -240,14 +233,20 @@ def _copy_views(source: Path, target: Path) -> None:
 
     target.mkdir(parents=True, exist_ok=True)
     (target / META_FILE).unlink(missing_ok=True)
-    tmp = target / (ENCODER_DIR + ".tmp")
-    _remove(tmp)
-    shutil.copytree(source / ENCODER_DIR, tmp, copy_function=link_or_copy)
-    _remove(target / ENCODER_DIR)
-    tmp.rename(target / ENCODER_DIR)
+    _put_encoder(target, lambda tmp: shutil.copytree(source / ENCODER_DIR, tmp, copy_function=link_or_copy))
     (target / VIEWS_FILE).unlink(missing_ok=True)
     link_or_copy(source / VIEWS_FILE, target / VIEWS_FILE)
     shutil.copy2(source / META_FILE, target / META_FILE)
+
+
+def _put_encoder(views_dir: Path, write) -> None:
+    """`write(folder)` fills a folder beside the encoder's place, which then replaces the encoder: a reader
+    never finds half of one."""
+    tmp = views_dir / (ENCODER_DIR + ".tmp")
+    _remove(tmp)
+    write(tmp)
+    _remove(views_dir / ENCODER_DIR)
+    tmp.rename(views_dir / ENCODER_DIR)
 
 
 def _remove(path: Path) -> None:
