@@ -37,6 +37,21 @@ def write_task(folder: Path, *, seeds: str, unlabeled: str, extra: str = "", cla
     return task
 
 
+def example_subset(folder: Path, *, n_seeds: int = 100, n_unlabeled: int = 300, n_test: int = 0) -> Path:
+    """The bundled example with its first seeds, unlabeled and test rows (n_test=0: no test split): the same
+    task at a fraction of the embedding cost."""
+    src = EXAMPLE_TASK.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in (("seeds", n_seeds), ("unlabeled", n_unlabeled), ("test", n_test)):
+        if n:
+            lines = (src / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+            (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    task = (src / "task.yaml").read_text(encoding="utf-8")
+    assert "test: test.jsonl" in task
+    (folder / "task.yaml").write_text(task if n_test else task.replace("test: test.jsonl", ""), encoding="utf-8")
+    return folder / "task.yaml"
+
+
 GOEMOTIONS_CLASSES = ["admiration", "gratitude", "love", "anger"]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent_script import INVERTED_HAM_CODE, last_user, respond
-from conftest import EXAMPLE_TASK
+from conftest import example_subset
 from llm_server import Fault, ScriptedLLMServer
 from lfagent.agent.run import run_agent
 from lfagent.lf import text_key
@@ -21,19 +21,7 @@ pytestmark = pytest.mark.slow
 
 def small_task(tmp_path: Path, n_unlabeled: int = 300, *, test: bool = True) -> Path:
     """The example task with fewer unlabeled rows, and 200 test rows or (test=False) none."""
-    folder = tmp_path / "task"
-    folder.mkdir()
-    src = EXAMPLE_TASK.parent
-    (folder / "seeds.jsonl").write_text((src / "seeds.jsonl").read_text())
-    lines = (src / "unlabeled.jsonl").read_text().splitlines()[:n_unlabeled]
-    (folder / "unlabeled.jsonl").write_text("\n".join(lines) + "\n")
-    task = (src / "task.yaml").read_text()
-    if test:
-        (folder / "test.jsonl").write_text("\n".join((src / "test.jsonl").read_text().splitlines()[:200]) + "\n")
-    else:
-        task = task.replace("test: test.jsonl", "")
-    (folder / "task.yaml").write_text(task)
-    return folder / "task.yaml"
+    return example_subset(tmp_path / "task", n_unlabeled=n_unlabeled, n_test=200 if test else 0)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EXAMPLE_TASK, write_task
+from conftest import example_subset
 from lfagent import Session
 from lfagent.errors import LFAgentError
 from lfagent.fit import fewshot, fewshot_views
@@ -21,9 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def small_task(folder: Path, n_seeds: int = 40, n_unlabeled: int = 60) -> Path:
-    seeds = (EXAMPLE_TASK.parent / "seeds.jsonl").read_text().splitlines()[:n_seeds]
-    unlabeled = (EXAMPLE_TASK.parent / "unlabeled.jsonl").read_text().splitlines()[:n_unlabeled]
-    return write_task(folder, seeds="\n".join(seeds) + "\n", unlabeled="\n".join(unlabeled) + "\n")
+    return example_subset(folder, n_seeds=n_seeds, n_unlabeled=n_unlabeled)
 
 
 CONFIG = PipelineConfig(expert="finetuned", fewshot_max_steps=2)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EXAMPLE_TASK, goemotions_task
+from conftest import EXAMPLE_TASK, example_subset, goemotions_task
 from lfagent import Session
 from lfagent.cli import main as cli_main
 from lfagent.fit.fold_fit import PipelineConfig
@@ -36,18 +36,15 @@ def fit_run(task: Path, run_dir: Path, embed: bool, expert: str = "frozen") -> d
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as env:  # set before Ray starts: its workers inherit it
-        env.setenv("LFAGENT_CACHE", str(tmp_path_factory.mktemp("cache")))
+    # conftest's embedding cache, set for the whole module before Ray starts: its workers inherit it.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LFAGENT_CACHE", str(tmp_path_factory.getbasetemp() / "lfagent-cache"))
         base = tmp_path_factory.mktemp("runs")
         ge = goemotions_task(base / "ge", n_seeds=100, n_unlabeled=300)
-        yield {("youtube", True): fit_run(EXAMPLE_TASK, base / "yt-emb", True, expert="finetuned"),
+        yt = example_subset(base / "yt-task", n_unlabeled=500)  # two encoders embed it: a third of the example
+        yield {("youtube", True): fit_run(yt, base / "yt-emb", True, expert="finetuned"),
                ("youtube", False): fit_run(EXAMPLE_TASK, base / "yt", False),
                ("goemotions", True): fit_run(ge, base / "ge-emb", True)}
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache():  # overrides conftest's per-test cache: the runs above filled this module's cache
-    yield
 
 
 def read_rows(path: Path) -> dict[str, dict]:
@@ -74,7 +71,7 @@ def assert_reproduces(run: dict, out: Path) -> None:
 def test_local_generate_reproduces_silver(runs, tmp_path, case, workers):
     run = runs[case]
     unlabeled = Path(run["task"]).parent / "unlabeled.jsonl"
-    generate(run["run_dir"], [str(unlabeled)], tmp_path / "out.jsonl", batch_size=400, workers=workers)
+    generate(run["run_dir"], [str(unlabeled)], tmp_path / "out.jsonl", batch_size=200, workers=workers)
     assert_reproduces(run, tmp_path / "out.jsonl")
 
 

@@ -1,7 +1,7 @@
 """The embedded local model (Qwen2.5-Coder-0.5B through xllamacpp) really writes LFs for youtube-spam."""
 import pytest
 
-from conftest import EXAMPLE_TASK
+from conftest import example_subset
 from lfagent.agent.run import run_agent
 from lfagent.rundir.store import RunStore
 
@@ -10,8 +10,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("local") / "run"
-    summary = run_agent(EXAMPLE_TASK, run_dir, llm="local", rounds=2)
+    base = tmp_path_factory.mktemp("local")
+    run_dir = base / "run"
+    summary = run_agent(example_subset(base / "task", n_unlabeled=500), run_dir, llm="local", rounds=1,
+                        max_llm_calls=7)  # the code, keyword and recall prompts; about 45 s
     store = RunStore(run_dir)
     llm_lfs = [(lf, status) for lf, status, _, _ in store.lfs() if lf.provenance.source.startswith("llm")]
     return summary, store, llm_lfs
