@@ -1,9 +1,9 @@
 """The systems under test. Each takes a `DrawContext` and returns a `SystemOutput` (see metrics.py).
 
 - lfagent-<LLM SPEC>  lfagent itself, in-process, on a task written for the draw (lfagent-none,
-                      lfagent-local, lfagent-openai:MODEL, ...), in its default configuration (frozen
-                      MiniLM expert, or $LFAGENT_EXPERT); `lfagent-<LLM SPEC>+finetuned` with the expert
-                      fine-tuned on the seeds, `+frozen` with the frozen one whatever the environment says;
+                      lfagent-local, lfagent-openai:MODEL, ...), in its default configuration (the
+                      expert fine-tuned on the seeds, or $LFAGENT_EXPERT); `+finetuned` / `+frozen` force
+                      one expert whatever the environment says;
                       `+end`: the end model `lfagent train` fine-tunes on a fine-tuned run's silver
                       labels, scored as the system's labels
 - lr-seeds            logistic regression on MiniLM embeddings of the seeds (C=10, balanced: a tuned baseline)

@@ -138,3 +138,32 @@ def test_each_optimiser_step_is_reported():
     steps = []
     fine_tune_encoder(TEXTS, Y, multi_label=False, seed=0, max_steps=3, on_step=lambda: steps.append(1))
     assert len(steps) == 3
+
+
+def test_the_triplet_loss_takes_a_batch_of_texts_a_step_and_separates_the_classes():
+    from lfagent.fit.fewshot import encode, fine_tune_encoder, step_count
+
+    options = {"loss": "triplet", "epochs": 2, "batch_size": 6, "learning_rate": 1e-4}
+    assert step_count(len(TEXTS), options) == 6  # 18 texts, 6 a step, 2 passes
+    steps = []
+    encoder = fine_tune_encoder(TEXTS, Y, multi_label=False, seed=0, on_step=lambda: steps.append(1), **options)
+    assert len(steps) == 6
+    emb = encode(encoder, TEXTS)
+    assert np.isfinite(emb).all()
+    sim = emb @ emb.T
+    same = Y[:, None] == Y[None, :]
+    assert sim[same & ~np.eye(len(Y), dtype=bool)].mean() > sim[~same].mean() + 0.1
+
+
+def test_a_batch_loss_on_a_multi_label_task_or_an_unknown_loss_is_refused_before_loading():
+    from lfagent.fit import fewshot
+
+    def no_model(*_a, **_k):
+        raise AssertionError("loaded the encoder for a fine-tune it was going to refuse")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fewshot, "load_encoder", no_model)
+        with pytest.raises(InputError, match="multi-label tasks use cosine"):
+            fewshot.fine_tune_encoder(TEXTS, np.eye(3, dtype=int)[Y], multi_label=True, seed=0, loss="triplet")
+        with pytest.raises(InputError, match="unknown loss 'hinge'"):
+            fewshot.fine_tune_encoder(TEXTS, Y, multi_label=False, seed=0, loss="hinge")

@@ -23,3 +23,19 @@ def silver_score(run_dir: Path, data: BenchData) -> float:
     probs, _, decisions = _lookup(silver, data.test.ids)
     return prediction_scores(probs, np.asarray(data.test.y), multi_label=data.multi_label,
                              positive_class=data.positive_class, decisions=decisions)["score"]
+
+
+def seed_rows(data: BenchData, seed: int) -> tuple[list[str], np.ndarray]:
+    """The texts and labels of draw `seed`'s 100 seeds."""
+    draw = make_draw(data, n_seeds=100, extra_unlabeled=0, seed=seed)
+    return [data.train.texts[i] for i in draw.seed_rows], data.train.y[draw.seed_rows]
+
+
+def encoder_score(encoder, texts: list[str], y: np.ndarray, data: BenchData, seed: int) -> float:
+    """setfit-seeds' score for a fine-tuned encoder: a balanced logistic head on the seeds, test rows."""
+    from lfagent.fit.fewshot import encode, fit_head, head_proba
+
+    head = fit_head(encode(encoder, texts), y, multi_label=data.multi_label, k=data.k, seed=seed)
+    probs = head_proba(head, encode(encoder, data.test.texts))
+    return prediction_scores(probs, np.asarray(data.test.y), multi_label=data.multi_label,
+                             positive_class=data.positive_class)["score"]

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from evals.datasets import load_dataset, make_draw
-from evals.metrics import prediction_scores
+from evals.datasets import load_dataset
+from evals.experiments.common import encoder_score, seed_rows
 
 
 def soup(a, b):
@@ -30,7 +30,7 @@ def soup(a, b):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lfagent.fit.fewshot import encode, fine_tune_encoder, fit_head, head_proba
+    from lfagent.fit.fewshot import fine_tune_encoder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="trec,sms,youtube")
@@ -42,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.datasets.split(","):
         data = load_dataset(name)
         for seed in map(int, args.draws.split(",")):
-            draw = make_draw(data, n_seeds=100, extra_unlabeled=0, seed=seed)
-            texts = [data.train.texts[i] for i in draw.seed_rows]
-            y = data.train.y[draw.seed_rows]
+            texts, y = seed_rows(data, seed)
             half = np.arange(len(texts)) % 2
             cells = []
             for config in configs:
@@ -58,11 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                                                multi_label=data.multi_label, seed=seed + 1 + g,
                                                max_steps=steps // 2) for g in (0, 1)]
                     encoder = soup(*parts)
-                head = fit_head(encode(encoder, texts), y, multi_label=data.multi_label, k=data.k, seed=seed)
-                probs = head_proba(head, encode(encoder, data.test.texts))
-                score = prediction_scores(probs, np.asarray(data.test.y), multi_label=data.multi_label,
-                                          positive_class=data.positive_class)
-                cells.append(f"{score['score']:.3f} ({time.time() - start:.0f} s)")
+                cells.append(f"{encoder_score(encoder, texts, y, data, seed):.3f} ({time.time() - start:.0f} s)")
             print(f"| {name} | {seed} | " + " | ".join(cells) + " |", flush=True)
     return 0
 

@@ -120,12 +120,15 @@ def _check_labels(texts: list[str], y, multi_label: bool) -> np.ndarray:
 
 def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair_iterations: int = 20,
                       epochs: int = 1, batch_size: int = 16, max_steps: int | None = None,
-                      base_model: str | Path | None = None, max_seq_length: int = 128, on_step=None):
+                      base_model: str | Path | None = None, max_seq_length: int = 128, on_step=None,
+                      loss: str = "cosine", learning_rate: float | None = None):
     """Fine-tune the encoder on labelled texts with SetFit's contrastive pairs; returns a SentenceTransformer.
 
     Deterministic for a seed (setfit seeds python, numpy and torch; its pair order is fixed). `max_steps`
     caps the optimiser steps (and so the pairs drawn): tests use 5. `on_step()` is called after each step
-    (progress bars).
+    (progress bars). `loss`: "cosine" (SetFit's pairs) or a batch loss over every pair of texts in a batch
+    ("triplet": BatchAllTripletLoss; single-label only, `epochs` passes over the texts); `learning_rate` replaces
+    setfit's 2e-5 for the encoder.
     """
     _quiet_env()
     y = _check_labels(list(texts), y, multi_label)
@@ -135,6 +138,9 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
     except ImportError as exc:
         raise LFAgentError(f"the few-shot expert needs setfit ({exc}); run `{INSTALL_HINT}`") from None
+    extra = {"body_learning_rate": float(learning_rate)} if learning_rate else {}
+    if loss != "cosine":  # checked before the model loads
+        extra["loss"] = _batch_loss(loss, multi_label)
     body = load_encoder(base_model)
     # Batches pad to their longest text, and random pairs put a long one in nearly every batch, so the cap
     # bounds what a step costs on comment-length texts; most comments are far shorter than 128 tokens. The
@@ -145,9 +151,10 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
     _quiet_libraries()
     with tempfile.TemporaryDirectory(prefix="lfagent-fewshot-") as tmp, capped_threads(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        args = TrainingArguments(output_dir=tmp, batch_size=batch_size, num_epochs=epochs,
+        args = TrainingArguments(output_dir=tmp, batch_size=batch_size, num_epochs=epochs, **extra,
                                  num_iterations=pair_iterations, seed=seed,
-                                 max_steps=_step_cap(max_steps, len(texts), pair_iterations, batch_size, epochs),
+                                 max_steps=_step_cap(max_steps, len(texts), pair_iterations, batch_size, epochs,
+                                                     loss),
                                  save_strategy="no",
                                  report_to="none", show_progress_bar=False, logging_strategy="no",
                                  logging_first_step=False)
@@ -155,12 +162,30 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
                           train_dataset=Dataset.from_dict({"text": list(texts), "label": labels}))
         for callback in (ProgressCallback, PrinterCallback):  # they print each log line to stdout
             trainer.st_trainer.remove_callback(callback)
-        trainer.st_trainer.args.batch_sampler = length_grouped_batches
+        if loss == "cosine":  # batch losses keep setfit's sampler, which puts each class several times in a batch
+            trainer.st_trainer.args.batch_sampler = length_grouped_batches
         if on_step is not None:
             trainer.st_trainer.add_callback(_StepCallback(on_step))
         trainer.train_embeddings(list(texts), labels)
     body.eval()
     return body
+
+
+def _batch_loss(name: str, multi_label: bool):
+    """A loss over every pair in a batch of labelled texts (setfit's batch-loss path): single-label only."""
+    try:
+        from sentence_transformers.sentence_transformer import losses
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers import losses
+
+    # setfit's SupConLoss is not offered: an anchor whose class has no other text in its batch gives NaN
+    # (trec's rare classes), and the encoder's vectors with it.
+    known = {"triplet": losses.BatchAllTripletLoss}
+    if name not in known:
+        raise InputError(f"few-shot expert: unknown loss {name!r} (known: cosine, {', '.join(known)})")
+    if multi_label:
+        raise InputError(f"few-shot expert: the {name} loss needs one class per text; multi-label tasks use cosine")
+    return known[name]
 
 
 def _StepCallback(on_step):
@@ -177,20 +202,23 @@ def step_count(n: int, options: dict) -> int:
     """Optimiser steps `fine_tune_encoder(**options)` takes on n texts (its defaults where options are silent)."""
     iterations, batch, epochs = (options.get(name) or default for name, default in
                                  (("pair_iterations", 20), ("batch_size", 16), ("epochs", 1)))
-    natural = _recipe_steps(n, iterations, batch, epochs)
+    natural = _recipe_steps(n, iterations, batch, epochs, options.get("loss") or "cosine")
     cap = options.get("max_steps")
     return natural if cap is None else min(int(cap), natural)
 
 
-def _recipe_steps(n: int, pair_iterations: int, batch_size: int, epochs: int) -> int:
-    """SetFit's own length: 2 x pair_iterations x n pairs, batch_size a step, per epoch."""
-    return -(-2 * pair_iterations * n // batch_size) * epochs
+def _recipe_steps(n: int, pair_iterations: int, batch_size: int, epochs: int, loss: str = "cosine") -> int:
+    """SetFit's own length: 2 x pair_iterations x n pairs, batch_size a step, per epoch; a batch loss takes
+    batch_size texts a step."""
+    per_epoch = 2 * pair_iterations * n if loss == "cosine" else n
+    return -(-per_epoch // batch_size) * epochs
 
 
-def _step_cap(max_steps: int | None, n: int, pair_iterations: int, batch_size: int, epochs: int) -> int:
+def _step_cap(max_steps: int | None, n: int, pair_iterations: int, batch_size: int, epochs: int,
+              loss: str = "cosine") -> int:
     """transformers' max_steps, or -1 for the recipe's own length. Passed as is, a cap above that length
     would not cap: the trainer would loop over the pairs again until it reached it."""
-    natural = _recipe_steps(n, pair_iterations, batch_size, epochs)
+    natural = _recipe_steps(n, pair_iterations, batch_size, epochs, loss)
     return -1 if max_steps is None or int(max_steps) >= natural else int(max_steps)
 
 
