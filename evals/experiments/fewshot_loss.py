@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import time
 
-
 from evals.datasets import load_dataset
 from evals.experiments.common import encoder_score, seed_rows
 
