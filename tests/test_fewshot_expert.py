@@ -125,6 +125,27 @@ def test_frozen_expert_on_request_fine_tunes_nothing(tmp_path, monkeypatch):
     assert trained == [] and not (tmp_path / "run" / "expert").exists()
 
 
+
+def test_a_multi_label_run_with_the_fine_tuned_expert_decides_at_even_odds(tmp_path):
+    """Cut-offs tuned for F1 on the group encoders' held-out scores do not carry over to the final encoder
+    (evals/results/multilabel-decisions/): silver `labels` are where the joined probability reaches 0.5."""
+    from conftest import goemotions_task
+    from lfagent.fit.calibrator import even_odds_thresholds
+
+    task = goemotions_task(tmp_path / "ge", n_seeds=40, n_unlabeled=60)
+    with Session(task, tmp_path / "run", config=CONFIG) as session:
+        session.fit()
+        session.write_outputs()
+        labeler, result = session.result.labeler, session.result
+        _, L_unl = result.votes.matrices(labeler.lfs)
+        raw, _ = labeler.raw_proba(L_unl, session.corpus.unl_emb, session.corpus.expert_views.unl_emb)
+    assert labeler.expert_embedder.startswith("finetuned-")
+    assert labeler.calibrator.thresholds == even_odds_thresholds(labeler.calibrator)
+    names = labeler.class_names
+    silver = [json.loads(line) for line in (tmp_path / "run" / "silver.jsonl").read_text().splitlines()]
+    decided = np.array([[c in row["labels"] for c in names] for row in silver])
+    assert (decided == (raw >= 0.5)).mean() > 0.99  # a probability exactly at a cut may round either way
+
 # ---- lfagent train: the end model fine-tuned on the silver labels ----------------------------------------
 
 def test_train_writes_a_model_that_generate_and_python_label_with(run, tmp_path):

@@ -321,6 +321,20 @@ def test_platt_scaler_calibrates_multilabel_columns():
             < multilabel_expected_calibration_error(sharp[2000:], Y[2000:]) / 2)
 
 
+
+def test_even_odds_thresholds_decide_where_the_uncalibrated_joint_reaches_one_half():
+    from lfagent.fit.calibrator import Calibrator, even_odds_thresholds, fit_calibrator
+
+    rng = np.random.default_rng(5)
+    raw = rng.uniform(0.01, 0.99, (600, 3))
+    Y = (rng.random((600, 3)) < raw ** 2).astype(int)  # over-confident about positives: Platt moves the cut
+    calibrator = fit_calibrator(raw, Y, multi_label=True)
+    calibrator.thresholds = even_odds_thresholds(calibrator)
+    assert not np.allclose(calibrator.thresholds, 0.5)
+    assert (calibrator.decide(calibrator.transform(raw)) == (raw >= 0.5)).mean() > 0.995  # ties at the cut
+    falling = Calibrator(multi_label=True, platt=[(2.0, -1.0), (-0.5, 0.3)])
+    assert even_odds_thresholds(falling) == [pytest.approx(1 / (1 + np.exp(1.0))), 0.5]
+
 # ---- real data ---------------------------------------------------------------------------------
 def load_wrench(name, split):
     rows = json.loads((DATA / f"wrench-{name}" / f"{split}.json").read_text()).values()

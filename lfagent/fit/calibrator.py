@@ -16,7 +16,7 @@ class Calibrator(BaseModel):
     platt: list[tuple[float, float]] = []  # multi-label: per class (a, b) in sigmoid(a * logit(p) + b)
     # Multi-label decisions: a class is in `labels` when its calibrated probability reaches its threshold.
     # Calibrated probabilities of rare classes seldom reach 0.5, so thresholds are chosen for F1 on the
-    # cross-fitted seed predictions.
+    # cross-fitted seed predictions, or (fine-tuned expert) by `even_odds_thresholds`.
     thresholds: list[float] = []
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
@@ -57,3 +57,12 @@ def f1_thresholds(probs: np.ndarray, y: np.ndarray) -> list[float]:
                 best, best_f1 = float(cut), f1
         cuts.append(best)
     return cuts
+
+
+def even_odds_thresholds(calibrator: Calibrator) -> list[float]:
+    """Per class, the calibrated probability that the uncalibrated joint's 0.5 maps to: a record carries a
+    class where the joint (the balanced expert, times the label model where LFs vote) gives it even odds or
+    better. For a fine-tuned expert, whose held-out vectors come from encoders that saw half the seeds:
+    cut-offs tuned for F1 on them do not carry over to the final encoder's sharper scores
+    (evals/results/multilabel-decisions/). A Platt fit that does not rise with the score keeps 0.5."""
+    return [float(1.0 / (1.0 + np.exp(-b))) if a > 0 else 0.5 for a, b in calibrator.platt]

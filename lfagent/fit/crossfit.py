@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from lfagent.fit import expected_calibration_error, multilabel_expected_calibration_error
-from lfagent.fit.calibrator import f1_thresholds, fit_calibrator
+from lfagent.fit.calibrator import even_odds_thresholds, f1_thresholds, fit_calibrator
 from lfagent.fit.corpus import Corpus, VoteCache
 from lfagent.fit.expert import JOIN_WEIGHTS, choose_join_weight
 from lfagent.fit.fold_fit import FittedModel, PipelineConfig, fit_once, fold_indices
@@ -82,7 +82,9 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
         fits.advance()
     raw_heldout, join_weight = _joined(by_weight, heldout_covered, corpus, folds)
     heldout = _cross_calibrated(raw_heldout, corpus, folds)
-    heldout_decisions = _cross_decided(heldout, corpus, folds) if corpus.multi_label else None
+    # Multi-label cut-offs: F1-tuned on the held-out seeds, unless the expert is fine-tuned (even_odds_thresholds).
+    even_odds = views is not None
+    heldout_decisions = _cross_decided(heldout, raw_heldout, corpus, folds, even_odds) if corpus.multi_label else None
     final = fit_once(corpus, np.arange(n), config, extra=extra, pins=pins, votes=votes,
                      expert_emb=None if views is None else views.seed_emb,
                      expert_embedder=None if views is None else views.name)
@@ -90,7 +92,8 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
     fits.close()
     calibrator = fit_calibrator(raw_heldout, corpus.seed_y, multi_label=corpus.multi_label)
     if corpus.multi_label:
-        calibrator.thresholds = f1_thresholds(heldout, corpus.seed_y)
+        calibrator.thresholds = (even_odds_thresholds(calibrator) if even_odds
+                                 else f1_thresholds(heldout, corpus.seed_y))
     labeler = final.labeler.model_copy(update={"calibrator": calibrator, "join_weight": join_weight})
     _, L_unl = votes.matrices(labeler.lfs)
     probs, covered = labeler.proba(L_unl, corpus.unl_emb, None if views is None else views.unl_emb)
@@ -152,12 +155,18 @@ def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) 
     return out
 
 
-def _cross_decided(heldout: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> np.ndarray:
-    """Multi-label decisions per fold with thresholds chosen on the other folds only."""
+def _cross_decided(heldout: np.ndarray, raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray],
+                   even_odds: bool) -> np.ndarray:
+    """Multi-label decisions per fold with thresholds chosen on the other folds only (even odds: from the
+    calibrator those folds fitted, the one that calibrated `heldout[test]`)."""
     out = np.zeros(heldout.shape, dtype=bool)
     for test in folds:
         train = np.setdiff1d(np.arange(len(heldout)), test)
-        out[test] = heldout[test] >= np.asarray(f1_thresholds(heldout[train], corpus.seed_y[train]))
+        if even_odds:
+            cuts = even_odds_thresholds(fit_calibrator(raw[train], corpus.seed_y[train], multi_label=True))
+        else:
+            cuts = f1_thresholds(heldout[train], corpus.seed_y[train])
+        out[test] = heldout[test] >= np.asarray(cuts)
     return out
 
 
