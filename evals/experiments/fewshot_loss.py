@@ -30,11 +30,11 @@ def parse(config: str) -> tuple[str, dict]:
 
 
 def encoded_texts(n: int, options: dict) -> int:
-    """Texts the fine-tune pushes through the encoder (forward and backward)."""
-    batch, epochs = options.get("batch_size", 16), options.get("epochs", 1)
-    if options["loss"] == "cosine":
-        return 2 * 2 * options.get("pair_iterations", 20) * n * epochs
-    return -(-n // batch) * batch * epochs
+    """Texts the fine-tune pushes through the encoder (forward and backward): a pair is two."""
+    from lfagent.fit.fewshot import step_count
+
+    per_row = 2 if options["loss"] == "cosine" else 1
+    return step_count(n, options) * options.get("batch_size", 16) * per_row
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,10 +81,11 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
         fold_kept.append([lf.name for lf in model.lfs])
         fits.advance()
     raw_heldout, join_weight = _joined(by_weight, heldout_covered, corpus, folds)
-    heldout = _cross_calibrated(raw_heldout, corpus, folds)
+    heldout, fold_calibrators = _cross_calibrated(raw_heldout, corpus, folds)
     # Multi-label cut-offs: F1-tuned on the held-out seeds, unless the expert is fine-tuned (even_odds_thresholds).
     even_odds = views is not None
-    heldout_decisions = _cross_decided(heldout, raw_heldout, corpus, folds, even_odds) if corpus.multi_label else None
+    heldout_decisions = (_cross_decided(heldout, corpus, folds, fold_calibrators if even_odds else None)
+                         if corpus.multi_label else None)
     final = fit_once(corpus, np.arange(n), config, extra=extra, pins=pins, votes=votes,
                      expert_emb=None if views is None else views.seed_emb,
                      expert_embedder=None if views is None else views.name)
@@ -146,26 +147,27 @@ def _joined(by_weight: dict[float, np.ndarray], covered: np.ndarray, corpus: Cor
     return out, choose_join_weight(by_weight, y, np.flatnonzero(covered), corpus.multi_label)
 
 
-def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> np.ndarray:
-    """Calibrate each fold's held-out predictions with a calibrator fitted on the other folds."""
+def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> tuple[np.ndarray, list]:
+    """Calibrate each fold's held-out predictions with a calibrator fitted on the other folds; and those
+    calibrators, fold by fold."""
     out = np.zeros_like(raw)
+    calibrators = []
     for test in folds:
         train = np.setdiff1d(np.arange(len(raw)), test)
-        out[test] = fit_calibrator(raw[train], corpus.seed_y[train], multi_label=corpus.multi_label).transform(raw[test])
-    return out
+        calibrators.append(fit_calibrator(raw[train], corpus.seed_y[train], multi_label=corpus.multi_label))
+        out[test] = calibrators[-1].transform(raw[test])
+    return out, calibrators
 
 
-def _cross_decided(heldout: np.ndarray, raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray],
-                   even_odds: bool) -> np.ndarray:
-    """Multi-label decisions per fold with thresholds chosen on the other folds only (even odds: from the
-    calibrator those folds fitted, the one that calibrated `heldout[test]`)."""
+def _cross_decided(heldout: np.ndarray, corpus: Corpus, folds: list[np.ndarray],
+                   even_odds_from: list | None) -> np.ndarray:
+    """Multi-label decisions per fold with thresholds chosen on the other folds only: F1-tuned there, or
+    (`even_odds_from`: the calibrator each fold's held-out predictions went through) at even odds."""
     out = np.zeros(heldout.shape, dtype=bool)
-    for test in folds:
+    for f, test in enumerate(folds):
         train = np.setdiff1d(np.arange(len(heldout)), test)
-        if even_odds:
-            cuts = even_odds_thresholds(fit_calibrator(raw[train], corpus.seed_y[train], multi_label=True))
-        else:
-            cuts = f1_thresholds(heldout[train], corpus.seed_y[train])
+        cuts = (even_odds_thresholds(even_odds_from[f]) if even_odds_from is not None
+                else f1_thresholds(heldout[train], corpus.seed_y[train]))
         out[test] = heldout[test] >= np.asarray(cuts)
     return out
 

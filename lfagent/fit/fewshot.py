@@ -162,7 +162,7 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
                           train_dataset=Dataset.from_dict({"text": list(texts), "label": labels}))
         for callback in (ProgressCallback, PrinterCallback):  # they print each log line to stdout
             trainer.st_trainer.remove_callback(callback)
-        if loss == "cosine":  # batch losses keep setfit's sampler, which puts each class several times in a batch
+        if loss == "cosine":  # the sampler batches pairs; a batch loss's rows are single texts, left to setfit
             trainer.st_trainer.args.batch_sampler = length_grouped_batches
         if on_step is not None:
             trainer.st_trainer.add_callback(_StepCallback(on_step))
