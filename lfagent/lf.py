@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ABSTAIN = -1
+ANNOTATION_SOURCE = "llm:annotate"  # provenance of the LLM's record labels (agent/annotate.py)
 LFKind = Literal["keywords", "regex", "embedding", "code", "lookup"]
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,79}$"
 

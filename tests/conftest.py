@@ -55,10 +55,8 @@ def example_subset(folder: Path, *, n_seeds: int = 100, n_unlabeled: int = 300, 
 GOEMOTIONS_CLASSES = ["admiration", "gratitude", "love", "anger"]
 
 
-def goemotions_task(folder: Path, *, n_seeds: int, n_unlabeled: int) -> Path:
-    """A multi-label task of four GoEmotions classes: seeds, then unlabeled rows (with ids), from train."""
-    import json
-
+def goemotions_rows() -> list[dict]:
+    """GoEmotions train rows carrying one of GOEMOTIONS_CLASSES, in file order: {"text", "label": [names]}."""
     names = (SHARED_DATA / "goemotions" / "labels.txt").read_text().split()
     rows = []
     for line in (SHARED_DATA / "goemotions" / "train.tsv").read_text().splitlines()[1:4000]:
@@ -66,6 +64,14 @@ def goemotions_task(folder: Path, *, n_seeds: int, n_unlabeled: int) -> Path:
         labels = [names[int(i)] for i in ids.split(",") if names[int(i)] in GOEMOTIONS_CLASSES]
         if labels:
             rows.append({"text": text, "label": labels})
+    return rows
+
+
+def goemotions_task(folder: Path, *, n_seeds: int, n_unlabeled: int) -> Path:
+    """A multi-label task of four GoEmotions classes: seeds, then unlabeled rows (with ids), from train."""
+    import json
+
+    rows = goemotions_rows()
     folder.mkdir(parents=True)
     (folder / "seeds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:n_seeds]))
     unlabeled = rows[n_seeds:n_seeds + n_unlabeled]

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EXAMPLE_TASK
-from lfagent.agent.annotate import ANNOTATION_LF, default_annotate, select_for_annotation
-from lfagent.lf import LabelingFunction, Provenance, text_key
-from lfagent.propose.llm_labels import class_named, parse_labels
+from conftest import EXAMPLE_TASK, GOEMOTIONS_CLASSES, goemotions_rows
+from lfagent.agent.annotate import ANNOTATION_LF, annotation_lf_name, default_annotate, select_for_annotation
+from lfagent.lf import ANNOTATION_SOURCE, LabelingFunction, Provenance, text_key
+from lfagent.propose.llm_labels import class_named, parse_label_sets, parse_labels
 from lfagent.sandbox.apply import apply_lfs
 
 NAMES = ["HAM", "SPAM"]
@@ -40,6 +40,18 @@ NAMES = ["HAM", "SPAM"]
 ])
 def test_replies_are_read_leniently_and_unlabelled_records_skipped(reply, n, expected):
     assert parse_labels(reply, n, NAMES) == expected
+
+
+@pytest.mark.parametrize("reply, n, expected", [
+    ("1. joy, surprise\n2. none\n3) Anger and JOY\n4. unknown\n5. joy, eggs", 5,
+     {0: ("joy", "surprise"), 1: (), 2: ("joy", "anger")}),  # a part naming no class drops the record
+    ('{"1": ["surprise", "joy"], "2": "anger", "3": "joy or anger"}', 3,
+     {0: ("joy", "surprise"), 1: ("anger",)}),
+    ("No class.", 1, {0: ()}),
+    ("joy; anger", 1, {0: ("joy", "anger")}),
+])
+def test_multi_label_replies_give_every_class_named_or_none(reply, n, expected):
+    assert parse_label_sets(reply, n, ["joy", "anger", "surprise"]) == expected
 
 
 def test_class_names_match_whole_words_in_any_case():
@@ -87,6 +99,14 @@ def test_selection_is_deterministic_dedupes_texts_and_skips_known_ones():
     again = select_for_annotation(probs, covered, L, texts, 60, seed=3, skip_keys=skip)
     assert not {text_key(texts[i]) for i, _ in again} & skip and len(again) == 56
     assert select_for_annotation(probs, covered, L, texts, 0, seed=3) == []
+
+
+def test_multi_label_selection_takes_the_rows_with_the_least_certain_class_and_sees_no_conflict():
+    probs = np.array([[0.9, 0.05], [0.55, 0.99], [0.7, 0.1], [0.02, 0.97]])
+    L = np.array([[0, 1], [0, -1], [-1, -1], [1, 1]])  # LFs voting two classes on row 0: no conflict here
+    picked = select_for_annotation(probs, np.array([True, True, False, True]), L, [f"r{i}" for i in range(4)], 4,
+                                   seed=0, multi_label=True)
+    assert picked == [(2, "uncovered"), (1, "uncertain"), (0, "uncertain"), (3, "uncertain")]
 
 
 def test_default_annotation_is_on_with_a_hosted_model_only(monkeypatch):
@@ -289,3 +309,146 @@ def test_held_out_seeds_see_the_lookup_lf_as_often_as_silver_rows_do():
     assert (seen[:, 0] == 0).all() and 0.07 < (seen[:, 1] != -1).mean() < 0.13
     assert (seen == seen_as_unlabeled(L_seed, L_unl, lfs, seed=0)).all() and (L_seed == 0).all()
     assert seen_as_unlabeled(L_seed, L_unl, [keyword, keyword], seed=0) is L_seed
+
+
+# ---- the LLM's labels train the fine-tuned expert's final classifier ----------------------------------
+
+def _annotation(lookup: dict[str, str], label: str | None = None, name: str = ANNOTATION_LF) -> LabelingFunction:
+    return LabelingFunction(name=name, kind="lookup", label=label, lookup=lookup,
+                            provenance=Provenance(source=ANNOTATION_SOURCE))
+
+
+def test_annotated_rows_weigh_each_label_by_the_llms_seed_accuracy():
+    from lfagent.fit.fold_fit import annotated_rows
+
+    lfs = [LabelingFunction(name="kw", kind="keywords", label="SPAM", keywords=["x"]), _annotation({"k": "HAM"})]
+    y = np.array([0, 1, 1, 0, 1])
+    L_seed = np.array([[-1, 0], [1, 1], [1, 0], [-1, -1], [-1, 0]])  # the LLM: right on 2 of the 4 it labelled
+    L_unl = np.array([[1, -1], [-1, 0], [-1, 1], [1, -1]])
+    rows, labels, weight = annotated_rows(lfs, L_seed, y, L_unl, 2, multi_label=False)
+    assert rows.tolist() == [1, 2] and labels.tolist() == [0, 1]
+    assert np.allclose(weight, (2 + 1) / (4 + 2))
+    assert annotated_rows(lfs[:1], L_seed[:, :1], y, L_unl[:, :1], 2, multi_label=False) is None
+
+
+def test_multi_label_annotated_rows_give_label_sets_and_nothing_for_a_dropped_class():
+    from lfagent.fit.fold_fit import annotated_rows
+
+    # kept: the LLM's LFs for classes 0 and 2; class 1's was dropped (not among the kept LFs)
+    lfs = [_annotation({"a": "c0"}, "c0", "a0"), _annotation({"b": "c2"}, "c2", "a2")]
+    y = np.array([[1, 0, 0], [1, 1, 1], [0, 0, 1], [0, 1, 0]])
+    L_seed = np.array([[0, -1], [0, -1], [-1, 2], [-1, -1]])  # seeds 0-2 labelled; class 2 missed on seed 1
+    L_unl = np.array([[0, 2], [-1, -1], [-1, 2]])
+    rows, labels, weight = annotated_rows(lfs, L_seed, y, L_unl, 3, multi_label=True)
+    assert rows.tolist() == [0, 2] and labels.tolist() == [[1, 0, 1], [0, 0, 1]]
+    assert np.allclose(weight, [[(3 + 1) / 5, 0.0, (2 + 1) / 5]] * 2)
+
+
+def _separable_corpus(multi_label: bool = False):
+    """Seeds in two clusters (classes 0 and 1); unlabeled rows there and in a third cluster that is class 1 but
+    that no seed is near, half of it labelled by the LLM. Vectors stand in for both encoders."""
+    from lfagent.fit.corpus import Corpus
+    from lfagent.fit.fewshot_views import ExpertViews
+
+    rng = np.random.default_rng(0)
+    centers = np.eye(3, 8) * 3.0
+    seed_y = np.repeat([0, 1], 20)
+    seed_emb = centers[seed_y] + rng.normal(0, 0.5, (40, 8))
+    unl_cluster = np.repeat([0, 1, 2], 40)
+    unl_emb = centers[unl_cluster] + rng.normal(0, 0.5, (120, 8))
+    names = ["HAM", "SPAM"]
+    seed_texts, unl_texts = [f"seed {i}" for i in range(40)], [f"record {i}" for i in range(120)]
+    y = np.eye(2, dtype=int)[seed_y] if multi_label else seed_y
+    corpus = Corpus(class_names=names, multi_label=multi_label, seed_texts=seed_texts, seed_y=y, unl_texts=unl_texts,
+                    seed_emb=seed_emb, unl_emb=unl_emb)
+    corpus.expert_views = ExpertViews(name="finetuned-test", model_dir=Path("unused"), seed_emb=seed_emb,
+                                      unl_emb=unl_emb, heldout=[seed_emb] * 5)
+    third = np.flatnonzero(unl_cluster == 2)
+    asked, unasked = third[::2], third[1::2]
+    lookup = {text_key(t): names[int(c)] for t, c in zip(seed_texts, seed_y)}  # right on every seed
+    lookup.update({text_key(unl_texts[i]): "SPAM" for i in asked})
+    return corpus, lookup, unasked
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_the_final_expert_learns_from_the_llms_labels_only_when_they_are_kept(multi_label):
+    from lfagent.fit.crossfit import run_pipeline
+    from lfagent.fit.expert import expert_proba
+    from lfagent.fit.fold_fit import PipelineConfig
+
+    config = PipelineConfig(mine_ngrams=False, mine_embeddings=False, join_weight=1.0)
+    corpus, lookup, unasked = _separable_corpus(multi_label)
+    spam = lambda result: expert_proba(result.labeler.expert, corpus.unl_emb[unasked], 2)[:, 1].mean()  # noqa: E731
+    alone = run_pipeline(corpus, config)
+    if multi_label:
+        lfs = [_annotation({k: v for k, v in lookup.items() if v == c}, c, annotation_lf_name(c)) for c in ("HAM", "SPAM")]
+    else:
+        lfs = [_annotation(lookup)]
+    taught = run_pipeline(corpus, config, extra=lfs)
+    assert {lf.name for lf in lfs} <= {lf.name for lf in taught.labeler.lfs}  # kept: right on every seed
+    assert spam(alone) < 0.5 < spam(taught)  # records near the ones it labelled, which no seed is near
+    # A liar's labels (wrong on every seed) are dropped, and the expert is the seeds' alone.
+    flipped = {k: ("HAM" if v == "SPAM" else "SPAM") for k, v in lookup.items()}
+    lied = run_pipeline(corpus, config, extra=[_annotation(flipped)] if not multi_label else
+                        [_annotation({k: v for k, v in flipped.items() if v == c}, c, annotation_lf_name(c))
+                         for c in ("HAM", "SPAM")])
+    assert not {lf.name for lf in lied.labeler.lfs} & {lf.name for lf in lfs}
+    assert lied.labeler.expert == alone.labeler.expert
+
+
+def test_a_multi_label_task_is_annotated_with_label_sets_one_lf_per_class(tmp_path):
+    from conftest import goemotions_task
+    from evals.simulated.knowledge import build_knowledge
+    from evals.simulated.persona import EXPERT
+    from evals.simulated.server import SimulatedLLMServer
+    from lfagent import Session
+
+    rows = goemotions_rows()[:140]
+    members = np.array([[c in r["label"] for c in GOEMOTIONS_CLASSES] for r in rows])
+    texts = [r["text"] for r in rows]
+    knowledge = build_knowledge(GOEMOTIONS_CLASSES, texts, members, record_texts=texts, record_members=members,
+                                multi_label=True)
+    task = goemotions_task(tmp_path / "ge", n_seeds=40, n_unlabeled=100)
+    requests = []
+    with SimulatedLLMServer(knowledge, EXPERT) as server, server.environment():
+        original = server.reply
+        server.reply = lambda body: (requests.append(body), original(body))[1]
+        with Session(task, tmp_path / "run", llm=server.llm_spec, embed=False) as session:
+            report = session.annotate(30)
+            session.fit()
+            status = {row["name"]: row["status"] for row in session.lfs}
+    assert all("every class that applies" in body["messages"][-1]["content"] for body in _label_requests(requests))
+    gold = {text_key(t): {c for c, m in zip(GOEMOTIONS_CLASSES, row) if m} for t, row in zip(texts, members)}
+    given: dict[str, set[str]] = {}
+    for lf in report.lfs:
+        assert lf.kind == "lookup" and lf.name == annotation_lf_name(lf.label) and lf.label in GOEMOTIONS_CLASSES
+        assert set(lf.lookup.values()) == {lf.label}
+        for key in lf.lookup:
+            given.setdefault(key, set()).add(lf.label)
+    assert len(report.lfs) >= 3 and report.labelled + report.seeds_labelled >= len(given) > 40
+    right = sum(given[key] == gold[key] for key in given)
+    assert right / len(given) > 0.7  # the expert's label sets, 15% flipped on purpose
+    assert report.seeds_labelled == 40 and report.seeds_right / report.seeds_labelled > 0.7
+    assert any(status[lf.name] == "kept" for lf in report.lfs)
+
+
+def test_the_final_fit_judges_llm_lfs_by_the_fine_tuned_expert():
+    """Frozen vectors put a cluster of SPAM records beside the HAM seeds; the fine-tuned ones beside the SPAM
+    seeds. A keyword LF voting HAM there agrees with the frozen model's mistake, not with the fine-tuned one."""
+    from lfagent.fit.crossfit import run_pipeline
+    from lfagent.fit.fold_fit import PipelineConfig
+
+    corpus, _, _ = _separable_corpus()
+    third = np.arange(80, 120)
+    corpus.unl_texts = [t + " zzz" if i in third else t for i, t in enumerate(corpus.unl_texts)]
+    frozen = corpus.unl_emb.copy()
+    frozen[third] = np.eye(3, 8)[0] * 3.0 + np.random.default_rng(1).normal(0, 0.5, (len(third), 8))
+    corpus.unl_emb = frozen
+    corpus.expert_views.unl_emb = corpus.expert_views.unl_emb.copy()
+    corpus.expert_views.unl_emb[third] = np.eye(3, 8)[1] * 3.0 + np.random.default_rng(2).normal(0, 0.5, (40, 8))
+    lf = LabelingFunction(name="llm_kw_ham_zzz", kind="keywords", label="HAM", keywords=["zzz"],
+                          provenance=Provenance(source="llm:keywords"))
+    result = run_pipeline(corpus, PipelineConfig(mine_ngrams=False, mine_embeddings=False, join_weight=1.0), extra=[lf])
+    assert all(lf.name in kept for kept in result.fold_kept)  # the frozen model, within cross-fitting, agrees
+    assert lf.name not in {x.name for x in result.labeler.lfs}
+    assert result.final.reason(lf.name).startswith("disagrees with the current model")

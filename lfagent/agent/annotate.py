@@ -10,22 +10,27 @@ one label.
 The LLM also labels every seed (about a tenth of the calls for a few hundred records): seeds are never
 shown with their labels, so its votes there are an honest measure of its accuracy, and the LF carrying its
 labels (`llm_annotations`, kind "lookup") is judged by selection and weighed by the label model like any
-other LF. A model that labels worse than chance on the seeds is dropped with that reason.
+other LF. A model that labels worse than chance on the seeds is dropped with that reason. A multi-label task
+asks for every class that applies and keeps one such LF per class (`llm_annotations_CLASS`).
+
+Where the expert is fine-tuned, the records the kept LFs label also train its final classifier (see
+fit/fold_fit.py `annotated_rows`): the labels of a model the seeds found right reach records no LF covers.
 
 Resumable: the chosen rows are stored (run meta `annotation_plan`) before any call, so a run killed
 during annotation asks the same requests again and the response cache answers those already paid.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lfagent.errors import InputError
-from lfagent.lf import ABSTAIN, LabelingFunction, Provenance, text_key
+from lfagent.lf import ABSTAIN, ANNOTATION_SOURCE, LabelingFunction, Provenance, text_key
 
 ANNOTATION_LF = "llm_annotations"
-SOURCE = "llm:annotate"
+SOURCE = ANNOTATION_SOURCE
 BATCH_SIZE = 10  # records per request: one short line of reply each, so the prompt dominates the cost
 DEFAULT_HOSTED = 300  # --annotate with a hosted model: ~40 calls with the seeds, in the order of one round's
 PLAN = "annotation_plan"
@@ -43,23 +48,29 @@ def default_annotate(llm_spec: str | None) -> int:
 
 
 def select_for_annotation(probs: np.ndarray, covered: np.ndarray, L_unl: np.ndarray, texts: list[str], n: int, *,
-                          seed: int, skip_keys: frozenset[str] | set[str] = frozenset()) -> list[tuple[int, str]]:
+                          seed: int, skip_keys: frozenset[str] | set[str] = frozenset(),
+                          multi_label: bool = False) -> list[tuple[int, str]]:
     """Up to `n` unlabeled rows to annotate as (row, reason), reason one of REASONS (see the module doc).
 
     `probs` (rows x k) and `covered` are the current fit's silver output, `L_unl` the kept LFs' votes;
     rows whose text_key is in `skip_keys` (labelled already) and repeats of a chosen text are passed over.
+    Multi-label: a row's margin is that of its least certain class (|p - 0.5|), and LFs voting different
+    classes are no conflict (a record may carry both).
     """
     probs = np.asarray(probs, dtype=float)
     rows = len(texts)
     if n <= 0 or rows == 0:
         return []
-    top2 = np.sort(probs, axis=1)[:, -2:] if probs.shape[1] >= 2 else np.hstack([np.zeros((rows, 1)), probs])
-    margin = top2[:, 1] - top2[:, 0]
+    if multi_label:
+        margin = np.abs(2.0 * probs - 1.0).min(axis=1) if probs.shape[1] else np.zeros(rows)
+    else:
+        top2 = np.sort(probs, axis=1)[:, -2:] if probs.shape[1] >= 2 else np.hstack([np.zeros((rows, 1)), probs])
+        margin = top2[:, 1] - top2[:, 0]
     shuffle = np.random.default_rng(seed).permutation(rows)
     order = shuffle[np.argsort(margin[shuffle], kind="stable")]  # least certain first, seeded ties
     L = np.asarray(L_unl)
     voted = [set(row[row != ABSTAIN].tolist()) for row in L] if L.shape[1] else [set()] * rows
-    queues = {"conflict": [i for i in order if len(voted[i]) > 1],
+    queues = {"conflict": [] if multi_label else [i for i in order if len(voted[i]) > 1],
               "uncovered": [i for i in order if not covered[i]],
               "uncertain": list(order)}
     seen = set(skip_keys)
@@ -87,12 +98,12 @@ class AnnotationReport:
     labelled: int = 0  # ...of which it labelled with a class
     seeds_asked: int = 0
     seeds_labelled: int = 0
-    seeds_right: int = 0  # seeds it labelled with their seed label
+    seeds_right: int = 0  # seeds it labelled with their seed label (multi-label: their whole label set)
     calls: int = 0  # requests made (answered from the cache or not)
     failures: list[str] = field(default_factory=list)
     budget_spent: bool = False
     by_reason: dict[str, int] = field(default_factory=dict)
-    lf: LabelingFunction | None = None
+    lfs: list[LabelingFunction] = field(default_factory=list)  # one; multi-label: one per class it gave
     skipped: str | None = None  # why nothing was asked
 
     @property
@@ -102,21 +113,19 @@ class AnnotationReport:
 
 def annotate_records(session, n: int, *, round_: int = 0, batch_size: int = BATCH_SIZE) -> AnnotationReport:
     """Have the LLM label `n` chosen unlabeled records and every seed; store its labels as the LF
-    `llm_annotations` (a candidate: the next fit scores it). Records it labelled before are kept and not
-    asked again. Returns what was asked, labelled and spent."""
-    from lfagent.propose.llm_labels import labels_request, parse_labels
+    `llm_annotations` (a candidate: the next fit scores it). Multi-label tasks get every class that applies,
+    stored as one such LF per class (`llm_annotations_CLASS`, voting the class where the LLM gave it).
+    Records it labelled before are kept and not asked again. Returns what was asked, labelled and spent."""
+    from lfagent.propose.llm_labels import labels_request, parse_label_sets, parse_labels
     from lfagent.propose.prompting import PromptContext
 
     if n < 0:
         raise InputError(f"annotate: the number of records must be >= 0, got {n}")
-    if session.task.multi_label:
-        return AnnotationReport(skipped="multi-label tasks are not annotated yet")
     if session.llm is None:
         raise InputError("annotation needs an LLM (--llm local or openai:MODEL), this session has none")
-    store = session.store
-    previous = {lf.name: lf for lf, *_ in store.lfs()}.get(ANNOTATION_LF)
-    lookup = dict(previous.lookup) if previous is not None else {}
-    plan = _plan(session, n, frozenset(lookup))
+    multi, names = session.task.multi_label, session.task.class_names
+    known = _known_labels([lf for lf, *_ in session.store.lfs()], multi)
+    plan = _plan(session, n, frozenset(known))
     seed_rows = _first_of_each_text(session.seeds.texts)
     rows = [("seed", i) for i in seed_rows] + [("unlabeled", i) for i, _ in plan]
     texts = [session.seeds.texts[i] if where == "seed" else session.unlabeled.texts[i] for where, i in rows]
@@ -126,29 +135,67 @@ def annotate_records(session, n: int, *, round_: int = 0, batch_size: int = BATC
     report = AnnotationReport(asked=len(plan), seeds_asked=len(seed_rows), calls=len(requests),
                               by_reason={r: sum(reason == r for _, reason in plan) for r in REASONS})
     replies = _ask(session, requests, round_)
-    names = session.task.class_names
+    members = session.seed_members()
     for batch, reply in zip(batches, replies):
-        if isinstance(reply, str):
-            for position, name in parse_labels(reply, len(batch), names).items():
-                j = batch[position]
-                lookup[text_key(texts[j])] = name
-                where, i = rows[j]
-                if where == "seed":
-                    report.seeds_labelled += 1
-                    report.seeds_right += int(names.index(name) == int(session.seeds.y[i]))
-                else:
-                    report.labelled += 1
-        else:
+        if not isinstance(reply, str):
             report.failures.append(reply.message)
             report.budget_spent = report.budget_spent or reply.kind == "budget"
-    if lookup:
-        report.lf = _annotation_lf(lookup, model=getattr(session.llm, "model", "") or "llm", round_=round_)
-        session.add_lf(report.lf, round_=round_)  # the same name: its spec is replaced
+            continue
+        parsed = parse_label_sets(reply, len(batch), names) if multi else parse_labels(reply, len(batch), names)
+        for position, answer in parsed.items():
+            j = batch[position]
+            known[text_key(texts[j])] = answer
+            where, i = rows[j]
+            if where == "seed":
+                given = set(answer) if multi else {answer}
+                report.seeds_labelled += 1
+                report.seeds_right += int(given == {names[c] for c in np.flatnonzero(members[i])})
+            else:
+                report.labelled += 1
+    report.lfs = _annotation_lfs(known, names, multi, model=getattr(session.llm, "model", "") or "llm", round_=round_)
+    for lf in report.lfs:
+        session.add_lf(lf, round_=round_)  # the same name: its spec is replaced
+    store = session.store
     store.event("annotate", {"asked": report.asked, "labelled": report.labelled, "seeds_asked": report.seeds_asked,
                              "seeds_labelled": report.seeds_labelled, "seeds_right": report.seeds_right,
                              "calls": report.calls, "by_reason": report.by_reason,
                              "failures": report.failures[:5], "budget_spent": report.budget_spent})
     return report
+
+
+def annotation_lf_name(class_name: str | None = None) -> str:
+    """`llm_annotations`; a multi-label task's LF for one class: `llm_annotations_` + the class as a name."""
+    if class_name is None:
+        return ANNOTATION_LF
+    slug = re.sub(r"\W+", "_", class_name, flags=re.ASCII).strip("_")[:60] or "class"
+    return f"{ANNOTATION_LF}_{slug}"
+
+
+def _known_labels(lfs: list[LabelingFunction], multi: bool) -> dict:
+    """What the stored annotation LFs hold: text key -> class name (multi-label: tuple of class names)."""
+    mine = [lf for lf in lfs if lf.kind == "lookup" and lf.provenance.source == SOURCE]
+    if not multi:
+        return {key: name for lf in mine if lf.name == ANNOTATION_LF for key, name in lf.lookup.items()}
+    sets: dict[str, set[str]] = {}
+    for lf in mine:
+        for key, name in lf.lookup.items():
+            sets.setdefault(key, set()).add(name)
+    return {key: tuple(sorted(names)) for key, names in sets.items()}
+
+
+def _annotation_lfs(known: dict, names: list[str], multi: bool, *, model: str, round_: int) -> list[LabelingFunction]:
+    def lf(name: str, lookup: dict[str, str], label: str | None, what: str) -> LabelingFunction:
+        return LabelingFunction(name=name, kind="lookup", label=label, lookup=dict(sorted(lookup.items())),
+                                provenance=Provenance(source=SOURCE, detail=model, round=round_), description=what)
+
+    if not multi:
+        return [lf(ANNOTATION_LF, known, None, "the LLM's own labels of records")] if known else []
+    out = []
+    for name in names:
+        lookup = {key: name for key, given in known.items() if name in given}
+        if lookup:
+            out.append(lf(annotation_lf_name(name), lookup, name, f"the records the LLM labels {name}"))
+    return out
 
 
 def _plan(session, n: int, skip_keys: frozenset[str]) -> list[tuple[int, str]]:
@@ -164,7 +211,8 @@ def _plan(session, n: int, skip_keys: frozenset[str]) -> list[tuple[int, str]]:
     result = session.result
     _, L_unl = session.votes.matrices(result.labeler.lfs)
     chosen = select_for_annotation(result.probs, result.covered, L_unl, texts, n, seed=session.config.seed,
-                                   skip_keys=skip_keys | {text_key(t) for t in session.seeds.texts})
+                                   skip_keys=skip_keys | {text_key(t) for t in session.seeds.texts},
+                                   multi_label=session.task.multi_label)
     session.store.set_meta(PLAN, {"n": n, "rows": [[i, reason, text_key(texts[i])] for i, reason in chosen]})
     return chosen
 
@@ -190,9 +238,3 @@ def _ask(session, requests, round_: int) -> list:
     finally:
         session.llm_purpose = "propose"
     return [reply if isinstance(reply, LLMFailure) else reply.text for reply in replies]
-
-
-def _annotation_lf(lookup: dict[str, str], *, model: str, round_: int) -> LabelingFunction:
-    return LabelingFunction(name=ANNOTATION_LF, kind="lookup", lookup=dict(sorted(lookup.items())),
-                            provenance=Provenance(source=SOURCE, detail=model, round=round_),
-                            description="the LLM's own labels of records")

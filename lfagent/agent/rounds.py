@@ -113,15 +113,20 @@ def annotate_once(session, settings: LoopSettings) -> bool:
                 f"requests" + ("; the LLM budget ran out" if report.budget_spent else ""))
     done = {"labelled": report.labelled, "seeds_labelled": report.seeds_labelled, "seeds_right": report.seeds_right,
             "calls": report.calls, "budget_spent": report.budget_spent}
-    if report.lf is None:  # nothing labelled: nothing to refit with
+    if not report.lfs:  # nothing labelled: nothing to refit with
         store.set_meta(DONE, done)
         return False
     metrics = session.fit()
-    row = next(row for row in session.lfs if row["name"] == report.lf.name)
-    if row["status"] != "kept":
-        session.say(f"annotation: {row['name']} dropped: {row['reason']}")
+    names = {lf.name for lf in report.lfs}
+    rows = [row for row in session.lfs if row["name"] in names]
+    for row in rows:
+        if row["status"] != "kept":
+            session.say(f"annotation: {row['name']} dropped: {row['reason']}")
+    kept = [row for row in rows if row["status"] == "kept"]
+    first = (kept or rows)[0]
     # Done also when the budget ran out: the run goes on with the labels it got and does not ask again.
-    store.set_meta(DONE, {**done, "status": row["status"], "reason": row["reason"], "metrics": metrics.model_dump()})
+    store.set_meta(DONE, {**done, "status": first["status"], "reason": first["reason"],
+                          "lfs": {row["name"]: row["status"] for row in rows}, "metrics": metrics.model_dump()})
     return True
 
 

@@ -17,7 +17,7 @@ from lfagent.fit.expert import JOIN_WEIGHTS, choose_join_weight
 from lfagent.fit.fold_fit import FittedModel, PipelineConfig, fit_once, fold_indices
 from lfagent.fit.labeler import Labeler
 from lfagent.counting import counter
-from lfagent.lf import LabelingFunction
+from lfagent.lf import ANNOTATION_SOURCE, LabelingFunction
 from lfagent.scoring import wilson_interval
 
 
@@ -88,7 +88,10 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
                          if corpus.multi_label else None)
     final = fit_once(corpus, np.arange(n), config, extra=extra, pins=pins, votes=votes,
                      expert_emb=None if views is None else views.seed_emb,
-                     expert_embedder=None if views is None else views.name)
+                     expert_embedder=None if views is None else views.name,
+                     # The LLM's record labels train the final expert only: the cross-fitted ones read the
+                     # group encoders' vectors, which the unlabeled records are never given (fewshot_views.py).
+                     expert_unl_emb=None if views is None else views.unl_emb)
     fits.advance()
     fits.close()
     calibrator = fit_calibrator(raw_heldout, corpus.seed_y, multi_label=corpus.multi_label)
@@ -116,9 +119,14 @@ def seen_as_unlabeled(L_seed: np.ndarray, L_unl: np.ndarray, lfs: list[LabelingF
         return L_seed
     L_seed = L_seed.copy()
     rng = np.random.default_rng(seed)
+    # A multi-label task's per-class lookups come from one labelling: a seed is labelled for all or none.
+    by_source: dict[str, list[int]] = {}
     for j in lookup:
-        rate = float((L_unl[:, j] != -1).mean()) if len(L_unl) else 0.0
-        L_seed[rng.random(len(L_seed)) >= rate, j] = -1
+        source = lfs[j].provenance.source
+        by_source.setdefault(source if source == ANNOTATION_SOURCE else lfs[j].name, []).append(j)
+    for columns in by_source.values():
+        rate = float((L_unl[:, columns] != -1).any(axis=1).mean()) if len(L_unl) else 0.0
+        L_seed[np.ix_(rng.random(len(L_seed)) >= rate, columns)] = -1
     return L_seed
 
 

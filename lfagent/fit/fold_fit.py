@@ -29,7 +29,7 @@ from lfagent.fit.expert import Join, fit_expert
 from lfagent.fit.labeler import Labeler
 from lfagent.fit.label_model import LabelModel
 from lfagent.fit.multilabel import MultiLabelModel
-from lfagent.lf import LabelingFunction
+from lfagent.lf import ABSTAIN, ANNOTATION_SOURCE, LabelingFunction
 from lfagent.propose.llm_concepts import refit_concept_lf
 from lfagent.propose.mined import mine_embedding_lfs, mine_ngram_lfs
 from lfagent.scoring import select_lfs
@@ -157,13 +157,15 @@ def _refit_concepts(extra: list[LabelingFunction], corpus: Corpus, train: np.nda
 def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
              extra: list[LabelingFunction] = (), pins: dict[str, str] | None = None,
              votes: "VoteCache | None" = None, expert_emb: np.ndarray | None = None,
-             expert_embedder: str | None = None) -> FittedModel:
+             expert_embedder: str | None = None, expert_unl_emb: np.ndarray | None = None) -> FittedModel:
     """Mine, select, and fit on the seeds `train` (indices) plus the whole unlabeled set.
 
     `pins` maps LF names to 'keep' (kept whatever scoring says) or 'drop' (never a candidate). The LLM's
     proposals are judged here, inside the fold, on all the evidence (see `judge_by_agreement`).
     `expert_emb`: every seed's vector from the expert's own encoder (named `expert_embedder`, or None within
-    cross-fitting), read instead of the corpus embeddings by the labeler's expert.
+    cross-fitting), read instead of the corpus embeddings by the labeler's expert. `expert_unl_emb`: the
+    unlabeled records in that encoder's space; given, the records the kept LLM annotation LFs label train the
+    expert beside the seeds (`annotated_rows`).
     """
     pins = pins or {}
     candidates = [lf for lf in candidate_lfs(corpus, train, config, list(extra)) if pins.get(lf.name) != "drop"]
@@ -176,8 +178,15 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     if config.fallback == "embedding" and corpus.seed_emb is not None:
         expert = fit_expert(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
                             prior=prior)
+    judge, judge_emb = expert, None
+    if expert is not None and expert_emb is not None and expert_unl_emb is not None:
+        # The final fit judges the LLM's LFs by the fine-tuned expert: an LF that agrees with the frozen
+        # model's mistakes (a liar's, say) does not agree with it. Within cross-fitting the unlabeled
+        # records have no vectors from an encoder blind to the fold, so the frozen model judges there.
+        judge = fit_expert(expert_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c, prior=prior)
+        judge_emb = expert_unl_emb
     agreement = judge_by_agreement(candidates, L_seed[train], L_unl, y, corpus, config, pins=pins, failed=failed,
-                                   expert=expert, prior=prior)
+                                   expert=judge, prior=prior, unl_emb=judge_emb)
     disagree = {name for name, judged in agreement.items() if judged.verdict == "disagrees"}
     agreed = {name for name, judged in agreement.items() if judged.verdict == "agrees"}
     columns = [j for j, lf in enumerate(candidates) if lf.name not in disagree]
@@ -193,13 +202,55 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     kept = [candidates[j] for j in keep]
     model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
     if expert is not None and expert_emb is not None:  # the fine-tuned expert (fit/fewshot_views.py)
-        expert = fit_expert(expert_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
-                            prior=prior)
+        X, Y, weight = expert_emb[train], y, None
+        extra = None if expert_unl_emb is None else annotated_rows(kept, L_seed[train][:, keep], y, L_unl[:, keep],
+                                                                  corpus.k, corpus.multi_label)
+        if extra is not None:
+            rows, labels, label_weight = extra
+            X, Y = np.vstack([X, expert_unl_emb[rows]]), np.concatenate([y, labels])
+            seed_weight = np.ones((len(y), corpus.k)) if corpus.multi_label else np.ones(len(y))
+            weight = np.concatenate([seed_weight, label_weight])
+        expert = fit_expert(X, Y, corpus.multi_label, config.seed, c=config.fallback_c, prior=prior,
+                            sample_weight=weight)
     labeler = _labeler(corpus, kept, model, prior, expert, config, expert_embedder=expert_embedder)
     name = getattr(model, "chosen_method_", None) or getattr(model, "method", "none")
     on_meaning = set(selection.on_meaning)
     return FittedModel(labeler=labeler, dropped=dropped, candidates=candidates, vouched=on_meaning & meaning,
                        agreed={n: agreement[n] for n in on_meaning & agreed}, label_model_name=str(name))
+
+
+def annotated_rows(lfs: list[LabelingFunction], L_seed: np.ndarray, y: np.ndarray, L_unl: np.ndarray, k: int,
+                   multi_label: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(unlabeled rows, their labels, sample weights) from the LLM's record labels among `lfs` (kept LFs), for
+    the expert to learn from beside the seeds; None when no annotation LF was kept.
+
+    A label weighs what the LLM's labels of the seeds say it is worth: the share it got right ((right + 1) /
+    (labelled + 2)). Multi-label, per class: how often its set agreed with the seed's on that class, over the
+    seeds it labelled; a class whose LF was not kept weighs nothing (the LLM's word on it was found wanting).
+    """
+    columns = [j for j, lf in enumerate(lfs) if lf.kind == "lookup" and lf.provenance.source == ANNOTATION_SOURCE]
+    if not columns:
+        return None
+    on_unl = (L_unl[:, columns] != ABSTAIN).any(axis=1)
+    on_seed = (L_seed[:, columns] != ABSTAIN).any(axis=1)
+    rows = np.flatnonzero(on_unl)
+    if not len(rows) or not on_seed.any():
+        return None
+    if not multi_label:
+        [j] = columns
+        votes = L_seed[on_seed, j]
+        worth = (np.sum(votes == np.asarray(y)[on_seed]) + 1.0) / (len(votes) + 2.0)
+        return rows, L_unl[rows, j].astype(int), np.full(len(rows), worth)
+    said = np.zeros((len(L_seed), k), bool)
+    labels = np.zeros((len(rows), k), int)
+    kept_class = np.zeros(k, bool)
+    for j in columns:
+        said |= L_seed[:, j][:, None] == np.arange(k)
+        labels |= (L_unl[rows, j][:, None] == np.arange(k)).astype(int)
+        kept_class[np.unique(L_unl[L_unl[:, j] != ABSTAIN, j])] = True
+    agree = (said[on_seed] == np.asarray(y, bool)[on_seed]).sum(axis=0)
+    worth = np.where(kept_class, (agree + 1.0) / (on_seed.sum() + 2.0), 0.0)
+    return rows, labels, np.tile(worth, (len(rows), 1))
 
 
 def _select(candidates: list[LabelingFunction], L_seed: np.ndarray, y: np.ndarray, L_unl: np.ndarray,
@@ -222,13 +273,14 @@ def _labeler(corpus: Corpus, kept: list[LabelingFunction], model, prior: np.ndar
 
 def judge_by_agreement(candidates: list[LabelingFunction], L_seed: np.ndarray, L_unl: np.ndarray, y: np.ndarray,
                        corpus: Corpus, config: PipelineConfig, *, pins: dict[str, str], failed: dict[str, str],
-                       expert, prior: np.ndarray) -> dict:
+                       expert, prior: np.ndarray, unl_emb: np.ndarray | None = None) -> dict:
     """The LLM's LFs (not its record labels, not pinned) against the current model on the unlabeled records.
 
     The current model is this fold's fit without any LLM LF: selection over the other candidates on the
     fold's training seeds, their label model, joined with the fold's embedding expert. Returns name ->
     Agreement (scoring/agreement.py); empty when there is nothing to judge, and for multi-label tasks.
-    `L_seed` holds the fold's training seeds' rows only.
+    `L_seed` holds the fold's training seeds' rows only; `unl_emb`: the unlabeled records in `expert`'s space
+    (default: the corpus embeddings).
     """
     judged = [j for j, lf in enumerate(candidates) if lf.provenance.source.startswith("llm:")
               and lf.kind != "lookup" and pins.get(lf.name) != "keep" and lf.name not in failed]
@@ -242,7 +294,7 @@ def judge_by_agreement(candidates: list[LabelingFunction], L_seed: np.ndarray, L
     keep = [j for j in base if candidates[j].name in chosen and candidates[j].name not in failed]
     model = fit_label_model(L_unl[:, keep], L_seed[:, keep], y, corpus, config) if keep else None
     current = _labeler(corpus, [candidates[j] for j in keep], model, prior, expert, config)
-    probs, _ = current.raw_proba(L_unl[:, keep], corpus.unl_emb)
+    probs, _ = current.raw_proba(L_unl[:, keep], corpus.unl_emb if unl_emb is None else unl_emb)
     return agreement_with_model(L_unl[:, judged], probs, [candidates[j].name for j in judged])
 
 

@@ -136,7 +136,7 @@ def schedule(task: TaskSpec, seeds: Records, *, rounds: int, embed: bool, seed: 
         request = code_request(context, names[0], sample=0).model_copy(update={"max_tokens": 260})
         request.messages[1] = request.messages[1].model_copy(update={"content": refine})
         add("refine", round_, [request], guideline_tokens + code_tokens)
-        if round_ == min(settings.annotate_after, settings.rounds) and settings.annotate > 0 and not task.multi_label:
+        if round_ == min(settings.annotate_after, settings.rounds) and settings.annotate > 0:
             add("labels", round_, label_requests(task, seeds, settings.annotate))
     return calls
 

@@ -3,6 +3,8 @@
 A reply may be numbered lines ("1. spam", "2) HAM", "[3] **Spam**"), a JSON object ({"1": "spam"}) or list
 (["spam", "ham"], [{"id": 1, "label": "spam"}]), or, for one record, a bare class name; any case. A record
 the model will not label (no answer, "unknown", a name that is no class) is left out, never guessed.
+Multi-label tasks ask for every class that applies: a reply names several ("1. joy, surprise"), or none
+("2. none"), and a record whose answer names anything that is no class is left out too.
 """
 from __future__ import annotations
 
@@ -21,17 +23,49 @@ NUMBERED_LINE = re.compile(r"^\s*(?:record\s*)?(?:\[(\d{1,4})\]|\(?(\d{1,4})\s*[
 
 
 def labels_request(context: PromptContext, texts: list[str], *, seed: int = 0) -> ChatRequest:
-    """One request asking for the class of each text (numbered from 1)."""
+    """One request asking for the class of each text (numbered from 1); every class that applies when the
+    task is multi-label."""
+    multi = context.task.multi_label
     records = "\n".join(f"{i}. {clip(text, MAX_RECORD_CHARS)}" for i, text in enumerate(texts, 1))
-    prompt = render("annotate", context, records=records, example_class=context.task.class_names[0])
-    return ChatRequest(messages=[ChatMessage(role="system", content=template("annotate_system").template.strip()),
-                                 ChatMessage(role="user", content=prompt)],
-                       temperature=0.0, max_tokens=TOKENS_PER_RECORD * len(texts) + 32, seed=seed)
+    names = context.task.class_names
+    prompt = render("annotate_multi" if multi else "annotate", context, records=records, example_class=names[0],
+                    example_classes=", ".join(names[:2]))
+    system = template("annotate_multi_system" if multi else "annotate_system").template.strip()
+    per_record = TOKENS_PER_RECORD * (3 if multi else 1)
+    return ChatRequest(messages=[ChatMessage(role="system", content=system), ChatMessage(role="user", content=prompt)],
+                       temperature=0.0, max_tokens=per_record * len(texts) + 32, seed=seed)
 
 
 def parse_labels(reply: str, n: int, class_names: list[str]) -> dict[int, str]:
     """Record position (0-based, < n) -> class name, for the records the reply labels with a known class."""
-    return _from_json(reply, n, class_names) or _from_lines(reply, n, class_names)  # "[3] spam" starts a JSON list
+    read = lambda answer: class_named(answer, class_names)  # noqa: E731
+    return _from_json(reply, n, read) or _from_lines(reply, n, read)  # "[3] spam" starts a JSON list
+
+
+def parse_label_sets(reply: str, n: int, class_names: list[str]) -> dict[int, tuple[str, ...]]:
+    """Multi-label: record position -> the classes the reply gives it (in class order; empty for "none")."""
+    read = lambda answer: classes_named(answer, class_names)  # noqa: E731
+    return _from_json(reply, n, read) or _from_lines(reply, n, read)
+
+
+NO_CLASS = re.compile(r"^\W*(?:none|no class(?:es)?|no label|nothing|neither)\W*$", re.IGNORECASE)
+
+
+def classes_named(answer, class_names: list[str]) -> tuple[str, ...] | None:
+    """The classes a multi-label answer names ("joy, surprise", ["joy"], "none"), in class order; None when
+    any part of it names no class (a hedge or a guess is not read as a partial answer)."""
+    if isinstance(answer, list):
+        parts = answer
+    elif isinstance(answer, str):
+        if NO_CLASS.match(answer):
+            return ()
+        parts = [p for p in re.split(r"[,;/|&+]|\band\b", answer) if p.strip(" .*_`'\"")]
+    else:
+        return None
+    named = [class_named(part, class_names) for part in parts]
+    if not named or any(name is None for name in named):
+        return None
+    return tuple(name for name in class_names if name in named)
 
 
 def class_named(answer, class_names: list[str]) -> str | None:
@@ -50,7 +84,7 @@ def class_named(answer, class_names: list[str]) -> str | None:
     return named.pop() if len(named) == 1 else None
 
 
-def _from_json(reply: str, n: int, class_names: list[str]) -> dict[int, str] | None:
+def _from_json(reply: str, n: int, read) -> dict | None:
     if "{" not in reply and "[" not in reply:
         return None
     try:
@@ -80,7 +114,7 @@ def _from_json(reply: str, n: int, class_names: list[str]) -> dict[int, str] | N
     out = {}
     for number, answer in pairs:
         position = _position(number, n)
-        name = class_named(answer, class_names)
+        name = read(answer)
         if position is not None and name is not None:
             out.setdefault(position, name)
     return out
@@ -98,20 +132,20 @@ def _position(number, n: int) -> int | None:
     return position if 0 <= position < n else None
 
 
-def _from_lines(reply: str, n: int, class_names: list[str]) -> dict[int, str]:
+def _from_lines(reply: str, n: int, read) -> dict:
     lines = [line for line in reply.splitlines() if line.strip()]
     out: dict[int, str] = {}
     numbered = [(m, line) for line in lines if (m := NUMBERED_LINE.match(line))]
     for match, _ in numbered:
         position = _position(next(g for g in match.groups()[:3] if g), n)
-        name = class_named(match.group(4), class_names)
+        name = read(match.group(4))
         if position is not None and name is not None:
             out.setdefault(position, name)
     if numbered:
         return out
     if n == 1:  # a bare class name, perhaps in a sentence
-        name = class_named(reply, class_names)
-        return {0: name} if name else {}
+        name = read(reply.strip())
+        return {} if name is None else {0: name}
     if len(lines) == n:  # one bare class name per line, in order
-        return {i: name for i, line in enumerate(lines) if (name := class_named(line, class_names))}
+        return {i: name for i, line in enumerate(lines) if (name := read(line)) is not None}
     return {}
