@@ -259,7 +259,10 @@ def parse_class_answer(answer: str, class_names: list[str], *, multi_label: bool
     return [found[0][1]] if found else []
 
 
-def run_zeroshot(ctx: DrawContext) -> SystemOutput:
+def run_zeroshot(ctx: DrawContext, *, every_record: bool = False) -> SystemOutput:
+    """The LLM labels each test record, one call each. `every_record`: the draw's extra train rows too, so that
+    it labels every record lfagent labels (its calls are then the whole job's, and its labels train the end
+    model)."""
     from lfagent.llm import ChatRequest, LLMFailure, ResponseCache, make_llm
 
     data, n = ctx.data, len(ctx.data.test)
@@ -268,16 +271,17 @@ def run_zeroshot(ctx: DrawContext) -> SystemOutput:
     if ctx.zeroshot_limit and ctx.zeroshot_limit < n:
         rows = np.sort(np.random.default_rng(ctx.draw.seed).choice(n, ctx.zeroshot_limit, replace=False))
         note = f"zeroshot scored on a random {len(rows)} of {n} test rows"
+    texts = [data.test.texts[i] for i in rows] + (ctx.train_texts(ctx.draw.extra_rows) if every_record else [])
     cache = ResponseCache(ctx.llm_cache) if ctx.llm_cache else None
     llm = make_llm(ctx.llm, cache=cache)
-    requests = [ChatRequest.from_prompt(zeroshot_prompt(data.test.texts[i], data), temperature=0.0,
-                                        max_tokens=40 if data.multi_label else 12) for i in rows]
+    requests = [ChatRequest.from_prompt(zeroshot_prompt(text, data), temperature=0.0,
+                                        max_tokens=40 if data.multi_label else 12) for text in texts]
     try:
         responses = llm.chat_many(requests)
     finally:
         llm.close()
-    probs = np.zeros((len(rows), data.k)) if data.multi_label else np.full((len(rows), data.k), 1.0 / data.k)
-    covered = np.zeros(len(rows), bool)
+    probs = np.zeros((len(texts), data.k)) if data.multi_label else np.full((len(texts), data.k), 1.0 / data.k)
+    covered = np.zeros(len(texts), bool)
     tokens = 0
     for j, response in enumerate(responses):
         if isinstance(response, LLMFailure):
@@ -289,5 +293,8 @@ def run_zeroshot(ctx: DrawContext) -> SystemOutput:
             probs[j] = 0.0
             probs[j, chosen] = 1.0
             covered[j] = True
-    return SystemOutput(test_probs=probs, test_covered=covered, test_rows=rows, llm_calls=len(rows),
+    m = len(rows)
+    return SystemOutput(test_probs=probs[:m], test_covered=covered[:m], test_rows=rows,
+                        train_probs=probs[m:] if every_record else None,
+                        train_covered=covered[m:] if every_record else None, llm_calls=len(texts),
                         llm_tokens=tokens, note=note)

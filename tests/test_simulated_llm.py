@@ -313,7 +313,7 @@ def test_persona_rates_are_checked():
         Persona("broken", flip_rate=1.5)
 
 
-def test_expert_label_all_is_a_system_with_one_call_per_test_record():
+def test_expert_label_all_is_a_system_with_one_call_per_record_it_labels():
     from evals.datasets import BenchData, Draw, Split
     from evals.systems import DrawContext, run_system
 
@@ -326,9 +326,11 @@ def test_expert_label_all_is_a_system_with_one_call_per_test_record():
     data = BenchData(name="toy", class_names=["HAM", "SPAM"], train=train, test=test, description="Spam or not.")
     ctx = DrawContext(data=data, draw=Draw(seed=0, seed_rows=np.arange(10), extra_rows=np.arange(10, 20)), embed=None)
     out = run_system("expert-label-all", ctx)
-    assert out.llm_calls == 18 and out.test_covered.all() and out.extra["simulated"]["records"] == 18
-    right = (out.test_probs.argmax(1) == test.y)
-    assert right.sum() == 18 - out.extra["simulated"]["flipped"]
+    # every record lfagent would label: the 18 test rows and the draw's 10 other unlabeled rows
+    assert out.llm_calls == 28 and out.test_covered.all() and out.extra["simulated"]["records"] == 28
+    assert out.train_probs.shape == (10, 2) and out.train_covered.all()
+    right = (np.vstack([out.test_probs, out.train_probs]).argmax(1) == np.concatenate([test.y, y[10:20]]))
+    assert right.sum() == 28 - out.extra["simulated"]["flipped"]
 
 
 @needs_data

@@ -4,8 +4,9 @@
                     (with an openai model, lfagent's default --annotate: the expert labels a few hundred records)
 - lfagent-expert-noannotate  the same with --annotate 0: what the LLM's LFs alone add
 - lfagent-liar      the same with the liar (every proposal and every record label wrong)
-- expert-label-all  the expert labels every test record, one call per record (autolabel's way): the
-                    reference a user with a strong model would weigh lfagent against, with its calls
+- expert-label-all  the expert labels every record lfagent labels (the test rows and the draw's other
+                    unlabeled rows), one call per record (autolabel's way): the reference a user with a strong
+                    model would weigh lfagent against, with its calls; scored on the test rows
 """
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ def run_simulated(system: str, ctx) -> SystemOutput:
     persona = PERSONAS[SIMULATED_SYSTEMS[system]]
     with SimulatedLLMServer(knowledge_for_draw(ctx.data, ctx.draw), persona) as server, server.environment():
         if system == "expert-label-all":
-            # The zero-shot prompt, one record per call, every test record; no cache shared across draws.
-            out = run_zeroshot(dataclasses.replace(ctx, llm=server.llm_spec, llm_cache=None, zeroshot_limit=None))
+            # The zero-shot prompt, one record per call, every record; no cache shared across draws.
+            out = run_zeroshot(dataclasses.replace(ctx, llm=server.llm_spec, llm_cache=None, zeroshot_limit=None),
+                               every_record=True)
         else:
             out = run_lfagent(ctx, server.llm_spec, annotate=0 if system.endswith("-noannotate") else None)
         stats = server.stats
