@@ -181,7 +181,7 @@ def scale_table(cases=SCALE_CASES, repeats: int = 2, seed: int = 0) -> str:
         dev = np.random.default_rng(seed + 1).choice(n, 100, replace=False)
         theirs, their_cpu, their_wall = timed(lambda: snorkel_fit(L), repeats)
         their_probs, their_predict, _ = timed(lambda: theirs.predict_proba(L), repeats)
-        del theirs
+        theirs = None  # free Snorkel's model before lfagent's fits
         configs = {"auto, no dev labels (= metal)": {},
                    "auto, 100 dev labels (pipeline default)": {"L_dev": L[dev], "y_dev": y[dev]}}
         for label, kwargs in configs.items():
