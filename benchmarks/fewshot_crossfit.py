@@ -18,8 +18,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-
 OPTIONS = {"final": None, "cf2": {"folds": 2}, "cf5": {"folds": 5}, "cf5-it4": {"folds": 5, "pair_iterations": 4}}
 
 

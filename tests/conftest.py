@@ -26,6 +26,19 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture
+def server(monkeypatch):
+    """The scripted OpenAI-compatible server the agent tests talk to (tests/agent_script.py answers),
+    with the environment pointing the client at it. test_llm.py has a plain one of its own."""
+    from agent_script import respond
+    from llm_server import ScriptedLLMServer
+
+    with ScriptedLLMServer(responder=respond) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        yield srv
+
+
 def write_task(folder: Path, *, seeds: str, unlabeled: str, extra: str = "", classes=("HAM", "SPAM")) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "seeds.jsonl").write_text(seeds, encoding="utf-8")

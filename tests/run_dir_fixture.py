@@ -135,6 +135,7 @@ def build_run_dir(root: Path, *, n_unlabeled: int = 55, n_seeds: int = 40, flip:
     (run_dir / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     (run_dir / "lfs.txt").write_text("(fixture)\n", encoding="utf-8")
     db = sqlite3.connect(str(run_dir / "run.sqlite"))
+    db.execute("PRAGMA journal_mode=WAL")  # as RunStore writes it
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     db.execute("INSERT INTO meta VALUES ('run_id', ?), ('created', ?)", (json.dumps("fixture0run1"), json.dumps(str(CREATED))))
     db.commit()

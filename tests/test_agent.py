@@ -24,14 +24,6 @@ def small_task(tmp_path: Path, n_unlabeled: int = 300, *, test: bool = True) -> 
     return example_subset(tmp_path / "task", n_unlabeled=n_unlabeled, n_test=200 if test else 0)
 
 
-@pytest.fixture
-def server(monkeypatch):
-    with ScriptedLLMServer(responder=respond) as srv:
-        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-        yield srv
-
-
 def test_agent_keeps_good_llm_lfs_and_rejects_bad_ones_with_reasons(tmp_path, server):
     # Faults first: the client must retry through them (429, 500, garbage body, truncated JSON).
     server.push(Fault("429", retry_after=0.01), Fault("500"), Fault("garbage"), Fault("truncated"))

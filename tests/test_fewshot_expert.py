@@ -156,7 +156,8 @@ def test_train_writes_a_model_that_generate_and_python_label_with(run, tmp_path)
     assert cli_main(["train", str(run["run_dir"]), "--out", str(out), "--steps", "2", "--per-class", "4",
                      "--quiet"]) == 0
     unlabeled = run["task"].parent / "unlabeled.jsonl"
-    generate(out, [str(unlabeled)], tmp_path / "gen.jsonl")
+    summary = generate(out, [str(unlabeled)], tmp_path / "gen.jsonl")
+    assert summary.card is None and not (tmp_path / "gen.card.md").exists()  # no run figures to report
     got = [json.loads(line) for line in (tmp_path / "gen.jsonl").read_text().splitlines()]
     names = list(got[0]["probs"])
     texts = [json.loads(line)["text"] for line in unlabeled.read_text().splitlines()]

@@ -96,6 +96,14 @@ def test_output_rows_follow_the_schema(run_dir, tmp_path):
     assert got[0]["label"] == "SPAM" and got[0]["votes"]["kw_subscribe"] == "SPAM"
     assert got[1]["label"] == "HAM" and got[1]["votes"]["kw_song"] == "HAM" and got[1]["votes"]["kw_link"] is None
     assert not got[2]["covered"] and got[2]["label"] == "HAM"  # uncovered: the (calibrated) prior
+    card = (tmp_path / "out.card.md").read_text()
+    assert "# Dataset card: t: out.parquet" in card
+    n_covered = sum(r["covered"] for r in got)
+    assert f"| records | 4 |\n| covered by an LF | {n_covered} |\n| fallback (no LF voted) | {4 - n_covered} |" in card
+    for name in CLASSES:
+        n = sum(r["label"] == name for r in got)
+        assert f"| {name} | {n} | {n / 4:.1%} |" in card
+    assert f"{n_covered / 4:.1%} of records have at least one labeling-function vote" in card
 
 
 def test_jsonl_output_equals_parquet_output_and_inputs_mix_formats(run_dir, tmp_path):
@@ -108,11 +116,16 @@ def test_jsonl_output_equals_parquet_output_and_inputs_mix_formats(run_dir, tmp_
     import pyarrow.csv as pcsv
     pcsv.write_csv(pa_table, tmp_path / "in" / "c.csv")
     inputs = [str(tmp_path / "in" / "*.jsonl"), str(tmp_path / "in" / "b.parquet"), str(tmp_path / "in" / "c.*")]
-    generate(run_dir, inputs, tmp_path / "o.parquet", batch_size=64)
-    generate(run_dir, inputs, tmp_path / "o.jsonl", batch_size=64, workers=2)
+    cards = {}  # the card's counts from each format's output (both write o.card.md)
+    for out, options in (("o.parquet", {}), ("o.jsonl", {"workers": 2})):
+        card = generate(run_dir, inputs, tmp_path / out, batch_size=64, **options).card
+        cards[out] = Path(card).read_text().split("## Accuracy estimate")[0].replace(out, "OUT")
     parquet_rows, jsonl_rows = read_output(tmp_path / "o.parquet"), read_output(tmp_path / "o.jsonl")
     assert [r["id"] for r in parquet_rows] == [r["id"] for r in records]
     assert parquet_rows == jsonl_rows
+    n_spam = sum(r["label"] == "SPAM" for r in jsonl_rows)
+    assert "| records | 500 |" in cards["o.jsonl"] and f"| SPAM | {n_spam} | {n_spam / 500:.1%} |" in cards["o.jsonl"]
+    assert cards["o.parquet"] == cards["o.jsonl"]
 
 
 def _tracked_batches(n_batches: int, size: int, live: dict):
@@ -186,7 +199,10 @@ def test_rerun_of_a_finished_command_does_nothing_and_a_different_one_is_refused
     corpus = write_jsonl(tmp_path / "c.jsonl", synthetic_comments(50, seed=7))
     out = tmp_path / "o.parquet"
     generate(run_dir, [str(corpus)], out, batch_size=20)
-    assert generate(run_dir, [str(corpus)], out, batch_size=20).already_complete
+    card = tmp_path / "o.card.md"
+    card.unlink()  # as an output finished before generate wrote cards
+    rerun = generate(run_dir, [str(corpus)], out, batch_size=20)
+    assert rerun.already_complete and rerun.card == str(card) and "| records | 50 |" in card.read_text()
     with pytest.raises(InputError, match="different generate command"):
         generate(run_dir, [str(corpus)], out, batch_size=10)
     assert generate(run_dir, [str(corpus)], out, batch_size=10, overwrite=True).rows_total == 50

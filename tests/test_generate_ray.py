@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,8 @@ def test_ray_and_local_engines_write_the_same_rows(ray_cluster, tmp_path):
     assert ray_cluster.is_initialized()  # joined the running cluster and left it running
     local_rows, ray_rows = read_output(tmp_path / "local.parquet"), read_output(tmp_path / "ray.parquet")
     assert ray_rows == local_rows and ray_rows[5]["id"] == "c:5"
+    local_card, ray_card = (Path(summary.card).read_text() for summary in (local, ray_run))
+    assert ray_card == local_card.replace("local.parquet", "ray.parquet") and "| records | 2500 |" in ray_card
 
 
 def test_ray_engine_resumes_a_partial_jsonl(ray_cluster, tmp_path):

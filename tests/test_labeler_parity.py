@@ -17,6 +17,7 @@ from lfagent import Session
 from lfagent.cli import main as cli_main
 from lfagent.fit.fold_fit import PipelineConfig
 from lfagent.generate import generate
+from lfagent.report import card_facts, load_run, render_card
 from lfagent.rundir.files import load_model
 
 pytestmark = pytest.mark.slow
@@ -71,8 +72,15 @@ def assert_reproduces(run: dict, out: Path) -> None:
 def test_local_generate_reproduces_silver(runs, tmp_path, case, workers):
     run = runs[case]
     unlabeled = Path(run["task"]).parent / "unlabeled.jsonl"
-    generate(run["run_dir"], [str(unlabeled)], tmp_path / "out.jsonl", batch_size=200, workers=workers)
+    summary = generate(run["run_dir"], [str(unlabeled)], tmp_path / "out.jsonl", batch_size=200, workers=workers)
     assert_reproduces(run, tmp_path / "out.jsonl")
+    # Its dataset card counts what silver.jsonl holds: records, coverage, class distribution.
+    run_card = render_card(card_facts(load_run(run["run_dir"])))
+    assert counts_section(Path(summary.card).read_text()) == counts_section(run_card)
+
+
+def counts_section(card: str) -> str:
+    return card.split("## Counts", 1)[1].split("## Accuracy estimate", 1)[0]
 
 
 def test_the_stored_labeler_joins_the_embedding_expert(runs):

@@ -8,7 +8,7 @@ import pytest
 
 from agent_script import last_user
 from conftest import EXAMPLE_TASK, REPO
-from test_agent import server, small_task  # noqa: F401 (server is a fixture)
+from test_agent import small_task
 from lfagent.agent.run import run_agent
 from lfagent.data.dataset import load_seeds
 from lfagent.llm.plan import plan_run

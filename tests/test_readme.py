@@ -203,6 +203,7 @@ def test_quick_start_on_the_bundled_example(tmp_path):
     import pyarrow.parquet as pq
 
     columns = pq.read_schema(tmp_path / "silver.parquet").names
+    assert "| records | 1453 |" in (tmp_path / "silver.card.md").read_text()  # the card the README promises
     documented = re.findall(r"^\| `(\w+)` \|", (REPO / "docs" / "outputs.md").read_text().split(
         "## `lfagent generate` output", 1)[1], re.M)
     assert columns == [c for c in documented if c not in ("labels", "votes")]

@@ -196,6 +196,15 @@ def test_cli_report_and_bad_dir(run_dir, tmp_path, capsys):
     assert "lfagent report: error:" in err and "run directory not found" in err and "Traceback" not in err
 
 
+def test_report_and_audit_leave_the_run_directory_as_they_found_it(tmp_path, capsys):
+    run_dir = build_run_dir(tmp_path)  # run.sqlite in WAL mode, closed, as a finished run leaves it
+    before = {p.name for p in run_dir.iterdir()}
+    assert cli.main(["report", str(run_dir), "--no-embeddings", "--no-sandbox", "--card"]) == 0
+    assert cli.main(["audit", str(run_dir), "--no-embeddings", "--no-sandbox", "--show", "0"]) == 0
+    assert "| date | 2023-11-14 22:13 UTC |" in (run_dir / "CARD.md").read_text()  # run.sqlite was read
+    assert {p.name for p in run_dir.iterdir()} == before | {"report.html", "CARD.md", "review.jsonl"}
+
+
 def make_multilabel(run_dir: Path) -> Path:
     """Turn the fixture into a multi-label run: label lists in silver and heldout, multi_label in the task."""
     model = json.loads((run_dir / "model.json").read_text())

@@ -62,12 +62,21 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
         report = session.evaluate()
         summary = {"run_id": session.store.run_id, "metrics": report["cross_fitted_seeds"],
                    "test": report.get("test"), "n_silver": len(session.unlabeled),
-                   "llm": _usage(session.store) if llm != "none" else None}
+                   "llm": _usage(session.store) if llm != "none" else None,
+                   "joined_expert": joined_expert(session.result.labeler)}
         write_json_atomic(Path(run_dir) / "metrics.json", {**report, "llm": summary["llm"]})
         from lfagent.report import write_run_card  # matplotlib and friends: only when a run ends
 
         write_run_card(run_dir)
         return summary
+
+
+def joined_expert(labeler) -> str | None:
+    """Which embedding expert the label model is joined with on covered rows ("fine-tuned": it has its own
+    encoder; "frozen": it reads the run's embedder), or None when the label model stands alone there."""
+    if labeler.expert is None or labeler.label_model is None or labeler.join != "product":
+        return None
+    return "fine-tuned" if labeler.expert_embedder is not None else "frozen"
 
 
 def _usage(store) -> dict:

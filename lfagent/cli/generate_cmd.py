@@ -8,7 +8,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a run directory written by `lfagent run` (holds model.json)")
     parser.add_argument("--input", action="extend", nargs="+", required=True, metavar="PATH_OR_GLOB",
                         help="JSONL, CSV or Parquet file(s) to label; repeat or use a glob")
-    parser.add_argument("--out", required=True, help="OUT.parquet or OUT.jsonl (resumes if a journal exists)")
+    parser.add_argument("--out", required=True, help="OUT.parquet or OUT.jsonl (resumes if a journal exists); "
+                        "the dataset card goes beside it, OUT.card.md")
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (local) or Ray CPUs")
     parser.add_argument("--address", default=None, help="join this Ray cluster instead of starting one")
@@ -28,6 +29,8 @@ def main(args: argparse.Namespace) -> int:
                        overwrite=args.overwrite, progress=progress)
     if summary.already_complete:
         print(f"{summary.out} is already complete ({summary.rows_total} rows); nothing to do")
+        if summary.card:
+            print(f"dataset card: {summary.card}")
         return 0
     rate = summary.rows_written / summary.seconds if summary.seconds else 0.0
     resumed = f", resumed after {summary.batches_resumed} batches" if summary.batches_resumed else ""
@@ -36,4 +39,6 @@ def main(args: argparse.Namespace) -> int:
               else "")
     print(f"wrote {summary.out}: {summary.rows_total:,} rows ({summary.rows_written:,} now in "
           f"{summary.seconds:.1f} s, {rate:,.0f} records/s{steady}{resumed})")
+    if summary.card:
+        print(f"wrote {summary.card} (dataset card)")
     return 0

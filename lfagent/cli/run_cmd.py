@@ -154,7 +154,7 @@ def _locations(args) -> tuple[Path, Path]:
 def _summary_text(run_dir: Path, summary: dict) -> str:
     m = summary["metrics"]
     lines = [f"run {summary['run_id']}: {m['n_kept']} LFs kept of {m['n_candidates']} candidates; "
-             f"label model {m['label_model']}",
+             f"label model {m['label_model']}" + _join_text(m, summary.get("joined_expert")),
              f"cross-fitted seed accuracy {m['seed_accuracy']:.3f} "
              f"[{m['seed_accuracy_low']:.3f}, {m['seed_accuracy_high']:.3f}], ECE {m['seed_ece']:.3f}; "
              f"unlabeled coverage {m['unlabeled_coverage']:.3f}"]
@@ -167,6 +167,14 @@ def _summary_text(run_dir: Path, summary: dict) -> str:
                      f"${u['cost']:.4f}" + _annotation_cost(u.get("by_purpose") or {}))
     lines.append(f"wrote {run_dir / 'silver.jsonl'} ({summary['n_silver']} records), lfs.txt, metrics.json")
     return "\n".join(lines)
+
+
+def _join_text(metrics: dict, expert: str | None) -> str:
+    """The label model's weight in its product with the embedding expert (1: equal partners, 0: the
+    expert alone), when an expert joins it."""
+    if expert is None or metrics.get("join_weight") is None:
+        return ""
+    return f" at weight {metrics['join_weight']:.2f}, joined with the {expert} expert"
 
 
 def _annotation_cost(by_purpose: dict) -> str:

@@ -8,14 +8,16 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from lfagent.data.embed import default_cache_dir
-from lfagent.rundir.files import load_model
+from lfagent.rundir.files import RunModel, load_model
 from lfagent.errors import InputError
 from lfagent.fit.fewshot_views import encoder_dir
 from lfagent.generate.job import LabelJob
 from lfagent.generate.label_batch import output_schema
 from lfagent.generate.shards import plan_shards
 from lfagent.generate.stream import expand_inputs, iter_batches
+from lfagent.generate.tally import tally_output
 from lfagent.generate.writer import ResumableWriter
+from lfagent.report.card import card_path_for, write_dataset_card
 
 ENGINES = ("local", "ray")
 
@@ -28,6 +30,7 @@ class GenerateSummary(BaseModel):
     already_complete: bool
     seconds: float  # labelling time, engine start included
     steady_records_per_s: float = 0.0  # first to last commit: excludes engine start, warm-up and shutdown
+    card: str | None = None  # the dataset card beside the output (OUT.card.md); None for an end model
 
 
 def input_signature(paths: list[Path]) -> list[list]:
@@ -38,7 +41,8 @@ def input_signature(paths: list[Path]) -> list[list]:
 def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, engine: str = "local",
              workers: int = 1, address: str | None = None, batch_size: int = 10_000, votes: bool = False,
              overwrite: bool = False, progress: Callable[[str], None] | None = None) -> GenerateSummary:
-    """Label every record of `inputs` (paths or globs) with the run in `run_dir` into `out`.
+    """Label every record of `inputs` (paths or globs) with the run in `run_dir` into `out`, and write its
+    dataset card beside it (OUT.card.md).
 
     >>> generate("runs/yt", ["big/*.jsonl"], "silver.parquet", engine="ray", workers=2)  # doctest: +SKIP
     """
@@ -56,8 +60,10 @@ def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, 
     writer = ResumableWriter(out, signature, overwrite=overwrite)
     say = progress or (lambda message: None)
     if writer.complete:
+        card = card_path_for(out)  # an output finished before generate wrote cards gets one now
         return GenerateSummary(out=str(out), rows_written=0, rows_total=writer.journal.rows,
-                               batches_resumed=writer.resumed_batches, already_complete=True, seconds=0.0)
+                               batches_resumed=writer.resumed_batches, already_complete=True, seconds=0.0,
+                               card=str(card) if card.is_file() else write_card(run_dir, model, writer))
     if writer.resumed_batches:
         say(f"resuming: {writer.resumed_batches} batches ({writer.journal.rows} rows) already written")
     keep_rows, skip = bool(model.labeler.code_columns), writer.done_keys
@@ -72,12 +78,24 @@ def generate(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, 
                               keep_rows, progress)
     ended = time.monotonic()
     writer.finish(output_schema(model, votes=votes))
+    card = write_card(run_dir, model, writer)
     steady = 0.0
     if commit.first is not None and commit.last[0] > commit.first[0]:
         steady = (commit.last[1] - commit.first[1]) / (commit.last[0] - commit.first[0])
     return GenerateSummary(out=str(out), rows_written=written, rows_total=writer.journal.rows,
                            batches_resumed=writer.resumed_batches, already_complete=False,
-                           seconds=ended - started, steady_records_per_s=steady)
+                           seconds=ended - started, steady_records_per_s=steady, card=card)
+
+
+def write_card(run_dir: str | Path, model: RunModel, writer: ResumableWriter) -> str | None:
+    """Write the dataset card of a finished output (OUT.card.md): the run's figures, the output's counts.
+    None for an end model (MODEL_DIR of `lfagent train`, marked by its train.json): it has no seed figures,
+    LFs or calibration for a card to report, and a card would say its labels come from LFs."""
+    if (Path(run_dir) / "train.json").is_file():
+        return None
+    tally = tally_output(model, writer.out, writer.format)
+    return str(write_dataset_card(run_dir, writer.out, counts=tally.counts,
+                                  class_distribution=tally.class_distribution, coverage=tally.coverage))
 
 
 def _run_engine(engine, task, paths, batch_size, skip, job, commit, writer, workers, address, keep_rows,

@@ -128,7 +128,7 @@ def store_meta(path: Path, key: str):
     if not store.is_file():
         return None
     try:
-        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+        db = _reading_connection(store)
         try:
             row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         finally:
@@ -136,3 +136,13 @@ def store_meta(path: Path, key: str):
         return json.loads(row[0]) if row else None
     except (sqlite3.Error, ValueError):
         return None
+
+
+def _reading_connection(store: Path) -> sqlite3.Connection:
+    """A connection that cannot write and leaves no files behind. The store is in WAL mode: a `mode=ro`
+    connection creates run.sqlite-wal and -shm and, unable to checkpoint, leaves them when it closes, so a
+    report would change the run directory it reads. An ordinary connection (mode=rw: never creates the
+    database) removes them when it is the last to close; query_only refuses writes."""
+    db = sqlite3.connect(f"file:{store}?mode=rw", uri=True)
+    db.execute("PRAGMA query_only=ON")
+    return db

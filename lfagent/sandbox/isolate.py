@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import importlib
 import os
 import resource
 import sys
@@ -218,9 +219,10 @@ def clear_environment() -> bool:
 
 
 def preload_pyseccomp() -> None:
-    """pyseccomp finds libseccomp with a subprocess at import: do that while it is still possible."""
+    """pyseccomp finds libseccomp with a subprocess at import: do that while it is still possible.
+    A real import, for its side effect (a find_spec probe would leave it to the later, failing one)."""
     try:
-        import pyseccomp  # noqa: F401
+        importlib.import_module("pyseccomp")
     except Exception:
         pass
 
