@@ -318,16 +318,17 @@ def _annotation(lookup: dict[str, str], label: str | None = None, name: str = AN
                             provenance=Provenance(source=ANNOTATION_SOURCE))
 
 
-def test_annotated_rows_weigh_each_label_by_the_llms_seed_accuracy():
+def test_annotated_rows_weigh_each_label_by_the_llms_seed_precision_for_its_class():
     from lfagent.fit.fold_fit import annotated_rows
 
     lfs = [LabelingFunction(name="kw", kind="keywords", label="SPAM", keywords=["x"]), _annotation({"k": "HAM"})]
-    y = np.array([0, 1, 1, 0, 1])
-    L_seed = np.array([[-1, 0], [1, 1], [1, 0], [-1, -1], [-1, 0]])  # the LLM: right on 2 of the 4 it labelled
+    y = np.array([0, 1, 1, 0, 1, 0])
+    # the LLM on the seeds: HAM on seeds 0, 2, 5 (right on 0 and 5), SPAM on 1 and 4 (both right), 3 unlabelled
+    L_seed = np.array([[-1, 0], [1, 1], [1, 0], [-1, -1], [-1, 1], [-1, 0]])
     L_unl = np.array([[1, -1], [-1, 0], [-1, 1], [1, -1]])
     rows, labels, weight = annotated_rows(lfs, L_seed, y, L_unl, 2, multi_label=False)
     assert rows.tolist() == [1, 2] and labels.tolist() == [0, 1]
-    assert np.allclose(weight, (2 + 1) / (4 + 2))
+    assert np.allclose(weight, [(2 + 1) / (3 + 2), (2 + 1) / (2 + 2)])  # HAM 2 of 3 right, SPAM 2 of 2
     assert annotated_rows(lfs[:1], L_seed[:, :1], y, L_unl[:, :1], 2, multi_label=False) is None
 
 

@@ -224,9 +224,11 @@ def annotated_rows(lfs: list[LabelingFunction], L_seed: np.ndarray, y: np.ndarra
     """(unlabeled rows, their labels, sample weights) from the LLM's record labels among `lfs` (kept LFs), for
     the expert to learn from beside the seeds; None when no annotation LF was kept.
 
-    A label weighs what the LLM's labels of the seeds say it is worth: the share it got right ((right + 1) /
-    (labelled + 2)). Multi-label, per class: how often its set agreed with the seed's on that class, over the
-    seeds it labelled; a class whose LF was not kept weighs nothing (the LLM's word on it was found wanting).
+    A label weighs what the LLM's labels of the seeds say it is worth: the share of the seeds it gave that
+    class that have it ((right + 1) / (given + 2)), so a class it hands out too freely (a model that calls
+    one ham message in seven spam) counts for less than one it gives with care. Multi-label, per class: how
+    often its set agreed with the seed's on that class, over the seeds it labelled; a class whose LF was not
+    kept weighs nothing (the LLM's word on it was found wanting).
     """
     columns = [j for j, lf in enumerate(lfs) if lf.kind == "lookup" and lf.provenance.source == ANNOTATION_SOURCE]
     if not columns:
@@ -238,9 +240,11 @@ def annotated_rows(lfs: list[LabelingFunction], L_seed: np.ndarray, y: np.ndarra
         return None
     if not multi_label:
         [j] = columns
-        votes = L_seed[on_seed, j]
-        worth = (np.sum(votes == np.asarray(y)[on_seed]) + 1.0) / (len(votes) + 2.0)
-        return rows, L_unl[rows, j].astype(int), np.full(len(rows), worth)
+        votes, truth = L_seed[on_seed, j], np.asarray(y)[on_seed]
+        given = np.bincount(votes, minlength=k)
+        right = np.bincount(votes[votes == truth], minlength=k)
+        labels = L_unl[rows, j].astype(int)
+        return rows, labels, ((right + 1.0) / (given + 2.0))[labels]
     said = np.zeros((len(L_seed), k), bool)
     labels = np.zeros((len(rows), k), int)
     kept_class = np.zeros(k, bool)
