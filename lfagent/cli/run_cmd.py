@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-llm-calls", type=int, default=None, help="stop asking the LLM after this many calls")
     parser.add_argument("--annotate", type=int, default=None, metavar="N",
                         help="records the LLM labels, once, after round 1; its labels enter as one more LF "
-                             "(llm_annotations), judged on the seeds it labels too (default: 300 with "
+                             "(llm_annotations; per class for multi-label tasks), judged on the seeds it labels "
+                             "too, and when kept they also train the fine-tuned expert (default: 300 with "
                              "--llm openai:MODEL, 0 with local or none)")
     parser.add_argument("--max-tokens", type=int, default=None, help="stop after this many LLM tokens in total")
     parser.add_argument("--price-prompt", type=float, default=0.0, metavar="USD",
