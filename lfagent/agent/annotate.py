@@ -30,7 +30,6 @@ from lfagent.errors import InputError
 from lfagent.lf import ABSTAIN, ANNOTATION_SOURCE, LabelingFunction, Provenance, text_key
 
 ANNOTATION_LF = "llm_annotations"
-SOURCE = ANNOTATION_SOURCE
 BATCH_SIZE = 10  # records per request: one short line of reply each, so the prompt dominates the cost
 DEFAULT_HOSTED = 300  # --annotate with a hosted model: ~40 calls with the seeds, in the order of one round's
 PLAN = "annotation_plan"
@@ -173,7 +172,7 @@ def annotation_lf_name(class_name: str | None = None) -> str:
 
 def _known_labels(lfs: list[LabelingFunction], multi: bool) -> dict:
     """What the stored annotation LFs hold: text key -> class name (multi-label: tuple of class names)."""
-    mine = [lf for lf in lfs if lf.kind == "lookup" and lf.provenance.source == SOURCE]
+    mine = [lf for lf in lfs if lf.kind == "lookup" and lf.provenance.source == ANNOTATION_SOURCE]
     if not multi:
         return {key: name for lf in mine if lf.name == ANNOTATION_LF for key, name in lf.lookup.items()}
     sets: dict[str, set[str]] = {}
@@ -186,7 +185,7 @@ def _known_labels(lfs: list[LabelingFunction], multi: bool) -> dict:
 def _annotation_lfs(known: dict, names: list[str], multi: bool, *, model: str, round_: int) -> list[LabelingFunction]:
     def lf(name: str, lookup: dict[str, str], label: str | None, what: str) -> LabelingFunction:
         return LabelingFunction(name=name, kind="lookup", label=label, lookup=dict(sorted(lookup.items())),
-                                provenance=Provenance(source=SOURCE, detail=model, round=round_), description=what)
+                                provenance=Provenance(source=ANNOTATION_SOURCE, detail=model, round=round_), description=what)
 
     if not multi:
         return [lf(ANNOTATION_LF, known, None, "the LLM's own labels of records")] if known else []

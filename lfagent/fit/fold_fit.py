@@ -174,19 +174,17 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     y = corpus.seed_y[train]
     prior = class_prior(y, corpus.k, corpus.multi_label)
     failed = {lf.name: votes.errors[lf.fingerprint] for lf in candidates if lf.fingerprint in votes.errors}
-    expert = None  # the frozen-MiniLM expert: the agreement judge reads the unlabeled records in its space
+    # The agreement judge's expert reads the unlabeled records in its own space. The final fit of a fine-tuned
+    # expert has them from the final encoder, so it judges with that expert: an LF that agrees with the frozen
+    # model's mistakes (a liar's, say) does not agree with it. Within cross-fitting the unlabeled records have
+    # no vectors from an encoder blind to the fold, so the frozen-MiniLM expert judges there.
+    final_tuned = expert_emb is not None and expert_unl_emb is not None
+    judge = None
     if config.fallback == "embedding" and corpus.seed_emb is not None:
-        expert = fit_expert(corpus.seed_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
-                            prior=prior)
-    judge, judge_emb = expert, None
-    if expert is not None and expert_emb is not None and expert_unl_emb is not None:
-        # The final fit judges the LLM's LFs by the fine-tuned expert: an LF that agrees with the frozen
-        # model's mistakes (a liar's, say) does not agree with it. Within cross-fitting the unlabeled
-        # records have no vectors from an encoder blind to the fold, so the frozen model judges there.
-        judge = fit_expert(expert_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c, prior=prior)
-        judge_emb = expert_unl_emb
+        judge = fit_expert((expert_emb if final_tuned else corpus.seed_emb)[train], y, corpus.multi_label,
+                           config.seed, c=config.fallback_c, prior=prior)
     agreement = judge_by_agreement(candidates, L_seed[train], L_unl, y, corpus, config, pins=pins, failed=failed,
-                                   expert=judge, prior=prior, unl_emb=judge_emb)
+                                   expert=judge, prior=prior, unl_emb=expert_unl_emb if final_tuned else None)
     disagree = {name for name, judged in agreement.items() if judged.verdict == "disagrees"}
     agreed = {name for name, judged in agreement.items() if judged.verdict == "agrees"}
     columns = [j for j, lf in enumerate(candidates) if lf.name not in disagree]
@@ -201,17 +199,19 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     keep = [j for j, lf in enumerate(candidates) if lf.name in chosen and lf.name not in failed]
     kept = [candidates[j] for j in keep]
     model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
-    if expert is not None and expert_emb is not None:  # the fine-tuned expert (fit/fewshot_views.py)
-        X, Y, weight = expert_emb[train], y, None
-        extra = None if expert_unl_emb is None else annotated_rows(kept, L_seed[train][:, keep], y, L_unl[:, keep],
-                                                                  corpus.k, corpus.multi_label)
+    expert = judge
+    if judge is not None and expert_emb is not None:  # the fine-tuned expert (fit/fewshot_views.py)
+        extra = annotated_rows(kept, L_seed[train][:, keep], y, L_unl[:, keep], corpus.k,
+                               corpus.multi_label) if final_tuned else None
         if extra is not None:
             rows, labels, label_weight = extra
-            X, Y = np.vstack([X, expert_unl_emb[rows]]), np.concatenate([y, labels])
             seed_weight = np.ones((len(y), corpus.k)) if corpus.multi_label else np.ones(len(y))
-            weight = np.concatenate([seed_weight, label_weight])
-        expert = fit_expert(X, Y, corpus.multi_label, config.seed, c=config.fallback_c, prior=prior,
-                            sample_weight=weight)
+            expert = fit_expert(np.vstack([expert_emb[train], expert_unl_emb[rows]]), np.concatenate([y, labels]),
+                                corpus.multi_label, config.seed, c=config.fallback_c, prior=prior,
+                                sample_weight=np.concatenate([seed_weight, label_weight]))
+        elif not final_tuned:  # a cross-fitting fold: the judge read the frozen vectors, the expert reads these
+            expert = fit_expert(expert_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
+                                prior=prior)
     labeler = _labeler(corpus, kept, model, prior, expert, config, expert_embedder=expert_embedder)
     name = getattr(model, "chosen_method_", None) or getattr(model, "method", "none")
     on_meaning = set(selection.on_meaning)
