@@ -388,6 +388,9 @@ def test_the_final_expert_learns_from_the_llms_labels_only_when_they_are_kept(mu
     taught = run_pipeline(corpus, config, extra=lfs)
     assert {lf.name for lf in lfs} <= {lf.name for lf in taught.labeler.lfs}  # kept: right on every seed
     assert spam(alone) < 0.5 < spam(taught)  # records near the ones it labelled, which no seed is near
+    # ... at the seed-only expert's confidence on the unlabeled records, which the calibrator was fitted for
+    conf = lambda state: np.maximum(*(lambda p: (p, 1 - p))(expert_proba(state, corpus.unl_emb, 2))).mean(0)  # noqa: E731
+    assert np.allclose(conf(taught.labeler.expert), conf(alone.labeler.expert), atol=1e-3)
     # A liar's labels (wrong on every seed) are dropped, and the expert is the seeds' alone.
     flipped = {k: ("HAM" if v == "SPAM" else "SPAM") for k, v in lookup.items()}
     lied = run_pipeline(corpus, config, extra=[_annotation(flipped)] if not multi_label else

@@ -95,6 +95,48 @@ def expert_proba(state: ExpertState, emb: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def scaled(state: ExpertState, factor: float | np.ndarray) -> ExpertState:
+    """The expert with its logits multiplied by `factor` (multi-label: one per class): its ranking of records
+    kept, its confidence sharpened (> 1) or softened (< 1)."""
+    factor = np.broadcast_to(np.asarray(factor, dtype=float), (len(state.coef),))
+    return state.model_copy(update={
+        "coef": [(np.asarray(row) * f).tolist() for row, f in zip(state.coef, factor)] if state.multi_label
+        else (np.asarray(state.coef) * factor[0]).tolist(),
+        "intercept": [float(b * f) for b, f in zip(state.intercept, factor)] if state.multi_label
+        else (np.asarray(state.intercept) * factor[0]).tolist()})
+
+
+def confidence_matched(state: ExpertState, reference: ExpertState, emb: np.ndarray, k: int,
+                       max_rows: int = 20_000) -> ExpertState:
+    """`state` with its logits rescaled so that its mean confidence on `emb` equals `reference`'s (multi-label:
+    per class, the mean of max(p, 1 - p)).
+
+    Why: the final expert also learns from the LLM's record labels, and noisy labels make a logistic regression
+    less sure everywhere, a change the calibrator (fitted on held-out predictions of experts trained on seeds
+    alone) cannot know of: unmatched, calibrated silver labels come out under-confident. Matched to the
+    seed-only expert on the same records, it keeps what the labels taught it about which class, at the
+    confidence the calibrator was fitted for."""
+    emb = np.asarray(emb, dtype=np.float64)[:max_rows]  # a fixed prefix: the same answer on every refit
+    if not len(emb) or state.multi_label != reference.multi_label:
+        return state
+
+    def confidence(s: ExpertState) -> np.ndarray:
+        p = expert_proba(s, emb, k)
+        return np.maximum(p, 1 - p).mean(axis=0) if s.multi_label else np.array([p.max(axis=1).mean()])
+
+    target = confidence(reference)
+    fixed = np.array([a is not None or b is not None for a, b in zip(state.constant, reference.constant)]
+                     if state.multi_label else [False])  # a constant class has nothing to rescale
+    lo, hi = np.full(len(target), -4.0), np.full(len(target), 4.0)  # log factor, e^-4 .. e^4
+    for _ in range(40):  # confidence rises with the factor: bisect each class's log factor
+        mid = (lo + hi) / 2
+        factor = np.exp(mid) if state.multi_label else np.exp(mid[:1])
+        too_sure = confidence(scaled(state, factor)) > target
+        hi = np.where(too_sure, mid, hi)
+        lo = np.where(too_sure, lo, mid)
+    return scaled(state, np.where(fixed, 1.0, np.exp((lo + hi) / 2)))
+
+
 def join_experts(lm: np.ndarray, emb: np.ndarray, covered: np.ndarray, multi_label: bool, how: Join, *,
                  unseen: list[int] = (), reached: np.ndarray | None = None, weight: float = 1.0) -> np.ndarray:
     """Covered rows: label model and embedding expert as independent experts ("product"), or the label

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from lfagent.fit.corpus import Corpus, VoteCache
-from lfagent.fit.expert import Join, fit_expert
+from lfagent.fit.expert import Join, confidence_matched, fit_expert
 from lfagent.fit.labeler import Labeler
 from lfagent.fit.label_model import LabelModel
 from lfagent.fit.multilabel import MultiLabelModel
@@ -209,6 +209,7 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
             expert = fit_expert(np.vstack([expert_emb[train], expert_unl_emb[rows]]), np.concatenate([y, labels]),
                                 corpus.multi_label, config.seed, c=config.fallback_c, prior=prior,
                                 sample_weight=np.concatenate([seed_weight, label_weight]))
+            expert = confidence_matched(expert, judge, expert_unl_emb, corpus.k)
         elif not final_tuned:  # a cross-fitting fold: the judge read the frozen vectors, the expert reads these
             expert = fit_expert(expert_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
                                 prior=prior)
