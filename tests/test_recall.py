@@ -108,4 +108,21 @@ def test_a_vote_for_a_rare_class_is_held_to_one_in_k_not_to_its_share():
     L = np.full((400, 1), -1)
     L[:40, 0] = 1
     judged = agreement_with_model(L, probs, ["weak"])["weak"]
-    assert judged.bar == pytest.approx(0.5) and judged.verdict == "disagrees"
+    # (and to the model's other class there, 0.7)
+    assert judged.bar == pytest.approx(0.7) and judged.verdict == "disagrees"
+
+
+def test_a_vote_the_model_splits_with_a_stronger_class_does_not_agree():
+    # Six classes, chance about 0.2. On the decoy's records the model is torn between the LF's class (0.45)
+    # and another (0.5): well above chance, yet the LF would only push those records the wrong way.
+    probs = np.full((300, 6), 0.01)
+    probs[:, 3] = 0.95
+    probs[:30] = [0.45, 0.5, 0.02, 0.01, 0.01, 0.01]
+    probs[30:60] = [0.02, 0.02, 0.9, 0.02, 0.02, 0.02]
+    L = np.full((300, 2), -1)
+    L[:30, 0] = 0        # the decoy
+    L[30:60, 1] = 2      # a cue of its class
+    judged = agreement_with_model(L, probs, ["decoy", "cue"])
+    assert judged["decoy"].agreement == pytest.approx(0.45) and judged["decoy"].bar == pytest.approx(0.5)
+    assert judged["decoy"].low > 1 / 6  # what the bar was before: chance alone
+    assert judged["decoy"].verdict != "agrees" and judged["cue"].verdict == "agrees"

@@ -8,8 +8,9 @@ the evidence, and the label model can weigh it; one whose records the model puts
 another class) disagrees and stays out.
 
 The measure: `agreement` = mean over the LF's unlabeled votes of the model's probability of the class voted;
-`bar` = mean over those votes of max(the class's share of the model's probability mass, 1 / k), what a vote
-for that class would get by chance (and 1 / k: below it a label model reads the votes as no support). A
+`bar` = the larger of: the mean over those votes of max(the class's share of the model's probability mass,
+1 / k), what a vote for that class would get by chance (and 1 / k: below it a label model reads the votes
+as no support); and the mean of the model's strongest other class on those records. A
 Wilson interval around `agreement` (soft successes over the votes) must clear the bar to agree, or lie wholly
 under it to disagree; in between, or with fewer than `min_records` votes, it is undecided and the seeds and
 the meaning check decide as before. No margin is tuned: the interval alone absorbs the noise of few matches.
@@ -76,7 +77,12 @@ def agreement_with_model(L_unl: np.ndarray, probs: np.ndarray, names: list[str],
                                   verdict="undecided")
             continue
         agreement = float(probs[rows, voted].mean())
-        bar = float(chance[voted].mean())
+        others = probs[rows].copy()
+        others[np.arange(len(rows)), voted] = -np.inf
+        # Beating chance is not enough where the model splits a record between two classes: the LF's class
+        # must also outweigh the model's strongest other class on the same records, or the LF only pushes
+        # records the model is unsure of toward its class (a decoy next to a rare class the model confuses).
+        bar = max(float(chance[voted].mean()), float(others.max(axis=1).mean()))
         low, high = (float(v) for v in wilson_intervals(min(agreement * len(rows), len(rows)), len(rows), z=z))
         verdict: Verdict = "undecided"
         if len(rows) >= min_records:
