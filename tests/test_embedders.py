@@ -214,3 +214,21 @@ def test_choose_embedder_prefers_the_fast_one_within_tolerance():
     assert choose_embedder({"minilm": 0.80, fast: 0.78}, preferred=fast) == fast
     assert choose_embedder({"minilm": 0.80, fast: 0.76}, preferred=fast) == "minilm"
     assert choose_embedder({"minilm": 0.80, fast: 0.76}, preferred=fast, tolerance=0.05) == fast
+
+
+def test_a_read_only_cache_leaves_no_files_behind_and_refuses_writes(tmp_path):
+    import sqlite3
+
+    from lfagent.data.embed import Embedder
+
+    path = tmp_path / "embeddings.sqlite"
+    writer = Embedder(path)
+    writer._store({"k": np.ones(3, dtype=np.float32)})
+    writer.close()
+    reader = Embedder(path, store=False)
+    assert reader._db.execute("SELECT COUNT(*) FROM emb").fetchone() == (1,)
+    with pytest.raises(sqlite3.OperationalError):
+        reader._db.execute("DELETE FROM emb")
+    reader.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["embeddings.sqlite"]
+    assert Embedder(tmp_path / "missing.sqlite", store=False)._db is None

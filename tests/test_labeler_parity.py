@@ -74,6 +74,8 @@ def test_local_generate_reproduces_silver(runs, tmp_path, case, workers):
     unlabeled = Path(run["task"]).parent / "unlabeled.jsonl"
     summary = generate(run["run_dir"], [str(unlabeled)], tmp_path / "out.jsonl", batch_size=200, workers=workers)
     assert_reproduces(run, tmp_path / "out.jsonl")
+    from lfagent.generate import job
+    assert not job._cache  # the encoders it opened are closed, with their cache connections
     # Its dataset card counts what silver.jsonl holds: records, coverage, class distribution.
     run_card = render_card(card_facts(load_run(run["run_dir"])))
     assert counts_section(Path(summary.card).read_text()) == counts_section(run_card)

@@ -68,6 +68,23 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LFAGENT_CACHE", Path.home() / ".cache" / "lfagent"))
 
 
+def _read_only(path: Path):
+    """A connection that writes nothing, None when `path` is not a cache it can read. The cache is in WAL
+    mode: a `mode=ro` connection creates its -wal and -shm files and, unable to checkpoint, leaves them
+    behind; an ordinary one (mode=rw never creates the database) removes them when it is the last to close,
+    and query_only refuses writes. A cache on a read-only file system gets `mode=ro` after all."""
+    for uri, pragma in ((f"file:{path}?mode=rw", "PRAGMA query_only=ON"), (f"file:{path}?mode=ro", None)):
+        try:
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            if pragma:
+                db.execute(pragma)
+            db.execute("SELECT 1 FROM emb LIMIT 1")
+            return db
+        except sqlite3.Error:
+            continue
+    return None  # not a cache we can read: encode everything
+
+
 class Embedder:
     """Encode texts; `cache_path` (sqlite) remembers vectors across runs and processes.
 
@@ -96,12 +113,7 @@ class Embedder:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
         elif Path(cache_path).is_file():
-            try:
-                self._db = sqlite3.connect(f"file:{Path(cache_path).resolve()}?mode=ro", uri=True,
-                                           check_same_thread=False)
-                self._db.execute("SELECT 1 FROM emb LIMIT 1")
-            except sqlite3.Error:  # not a cache we can read: encode everything
-                self._db = None
+            self._db = _read_only(Path(cache_path).resolve())
 
     @property
     def encoder(self):

@@ -52,6 +52,15 @@ class LabelJob:
                            code_votes=code_votes)
 
 
+def release() -> None:
+    """Close the encoders this process keeps for its jobs (their cache connections): a run of generate is over."""
+    while _cache:
+        _, (_, *embedders) = _cache.popitem()
+        for embedder in embedders:
+            if embedder is not None:
+                embedder.close()
+
+
 def _counted(embedder, progress):
     """embedder.encode, counted as it goes."""
     def embed(texts):

@@ -9,6 +9,7 @@ whole input ahead).
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.util
 from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from lfagent.sandbox.apply import apply_lfs
-from lfagent.generate.job import LabelJob
+from lfagent.generate.job import LabelJob, release
 from lfagent.generate.shards import Shard, read_shard
 from lfagent.generate.stream import Batch, BatchKey
 from lfagent.generate.writer import encode
@@ -44,6 +45,7 @@ def run_local(items: Iterable[Batch | Shard], job: LabelJob, commit: Commit, *, 
     finally:
         if pool is not None:
             pool.close()
+        release()  # this process's encoders (inline runs, and the model read for planning)
 
 
 def _run_inline(items, job: LabelJob, commit: Commit, pool, task, fmt: str, progress=None) -> int:
@@ -110,6 +112,8 @@ def _init_worker(job: LabelJob, task: TaskSpec | None, fmt: str) -> None:
 
     threadpool_limits(1)  # N processes share the cores; small dense algebra is faster on one thread
     _worker.update(job=job, task=task, fmt=fmt)
+    # A pool worker leaves through os._exit, past atexit: close its cache connections on the way out.
+    multiprocessing.util.Finalize(None, release, exitpriority=10)
 
 
 def _label_in_worker(item: Batch | Shard, code_votes: np.ndarray | None) -> bytes:
