@@ -202,3 +202,22 @@ def test_train_flags_default_to_the_end_models_defaults():
     from lfagent.fit import end_model
 
     assert (train_cmd.END_MODEL_STEPS, train_cmd.PER_CLASS) == (end_model.END_MODEL_STEPS, end_model.PER_CLASS)
+
+
+def test_held_out_seeds_are_read_in_the_space_their_fold_expert_learned_in():
+    # The frozen vectors are noise, the held-out (group encoder) vectors separate the classes: a fold's expert
+    # learns on the latter and must predict its held-out seeds from them too.
+    from lfagent.fit.corpus import Corpus
+    from lfagent.fit.crossfit import run_pipeline
+    from lfagent.fit.fewshot_views import ExpertViews
+    from lfagent.fit.fold_fit import PipelineConfig
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 90)
+    clean = np.eye(3, 8)[y] * 3.0 + rng.normal(0, 0.3, (90, 8))
+    corpus = Corpus(class_names=["a", "b", "c"], multi_label=False, seed_texts=[f"seed {i}" for i in range(90)],
+                    seed_y=y, unl_texts=["record"], seed_emb=rng.normal(0, 1, (90, 8)), unl_emb=np.zeros((1, 8)))
+    corpus.expert_views = ExpertViews(name="finetuned-test", model_dir=Path("unused"), seed_emb=clean,
+                                      unl_emb=np.zeros((1, 8)), heldout=[clean] * 5)
+    result = run_pipeline(corpus, PipelineConfig(mine_ngrams=False, mine_embeddings=False))
+    assert result.metrics.seed_accuracy >= 0.95

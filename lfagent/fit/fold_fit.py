@@ -37,6 +37,8 @@ from lfagent.scoring.agreement import Agreement, agreement_with_model
 from lfagent.scoring.meaning import vouched_by_meaning
 
 
+HELDOUT_ENCODER = "heldout-group-encoder"  # what a cross-fitting fold's expert reads (fit/fewshot_views.py)
+
 # LLM keyword LFs: copied from a seed text (llm:keywords) or recalled (llm:recall). Both are held to the bar a
 # mined keyword must reach and may be vouched for by meaning.
 KEYWORD_SOURCES = ("llm:keywords", "llm:recall")
@@ -213,6 +215,9 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
         elif not final_tuned:  # a cross-fitting fold: the judge read the frozen vectors, the expert reads these
             expert = fit_expert(expert_emb[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
                                 prior=prior)
+            # ... and so must its predictions: the labeler passes `expert_embeddings` only to an expert that
+            # names its own encoder (a fold's is never saved, so the name only marks it).
+            expert_embedder = expert_embedder or HELDOUT_ENCODER
     labeler = _labeler(corpus, kept, model, prior, expert, config, expert_embedder=expert_embedder)
     name = getattr(model, "chosen_method_", None) or getattr(model, "method", "none")
     on_meaning = set(selection.on_meaning)
