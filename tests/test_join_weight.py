@@ -63,3 +63,46 @@ def test_a_model_saved_before_the_weight_existed_keeps_the_plain_product():
     raw = state.model_dump()
     raw.pop("join_weight")
     assert Labeler.model_validate(raw).join_weight == 1.0
+
+
+def _weak_heldout_strong_final_corpus():
+    """Seeds whose LFs (one keyword per class) are right 70% of the time; the final encoder separates the
+    classes cleanly while the held-out (group) encoders' vectors are noise."""
+    from pathlib import Path
+
+    from lfagent.fit.fewshot_views import ExpertViews
+
+    rng = np.random.default_rng(0)
+    n, m = 80, 400
+    seed_y, unl_y = rng.integers(0, 2, n), rng.integers(0, 2, m)
+
+    def texts(y, prefix):
+        cue = np.where(rng.random(len(y)) < 0.7, y, 1 - y)
+        return [f"{prefix} {i} {'alpha' if c == 0 else 'beta'}" for i, c in enumerate(cue)]
+
+    def clean(y):
+        return np.eye(2, 8)[y] * 3.0 + rng.normal(0, 0.3, (len(y), 8))
+
+    noise = rng.normal(0, 1, (n, 8))
+    corpus = Corpus(class_names=["A", "B"], multi_label=False, seed_texts=texts(seed_y, "seed"), seed_y=seed_y,
+                    unl_texts=texts(unl_y, "record"), seed_emb=noise, unl_emb=rng.normal(0, 1, (m, 8)))
+    corpus.expert_views = ExpertViews(name="finetuned-test", model_dir=Path("unused"), seed_emb=clean(seed_y),
+                                      unl_emb=clean(unl_y), heldout=[noise] * 5)
+    return corpus
+
+
+def test_the_weight_is_chosen_next_to_a_stand_in_as_strong_as_the_final_expert(monkeypatch):
+    import lfagent.fit.crossfit as crossfit
+    from lfagent.fit.fold_fit import PipelineConfig
+    from lfagent.lf import LabelingFunction, Provenance
+
+    lfs = [LabelingFunction(name=f"kw_{c.lower()}", kind="keywords", label=c, keywords=[word],
+                            provenance=Provenance(source="user")) for c, word in (("A", "alpha"), ("B", "beta"))]
+    config = PipelineConfig(mine_ngrams=False, mine_embeddings=False)
+    pins = {lf.name: "keep" for lf in lfs}
+    corpus = _weak_heldout_strong_final_corpus()
+    # Next to the clean final expert, 70%-right LFs only add noise: little or no weight.
+    assert crossfit.run_pipeline(corpus, config, extra=lfs, pins=pins).metrics.join_weight <= 0.25
+    # Chosen next to the held-out experts, which read noise, the same LFs look like the only signal.
+    monkeypatch.setattr(crossfit, "_final_like", lambda labeler, *args: labeler)
+    assert crossfit.run_pipeline(corpus, config, extra=lfs, pins=pins).metrics.join_weight >= 0.75

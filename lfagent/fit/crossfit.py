@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from lfagent.fit import expected_calibration_error, multilabel_expected_calibration_error
 from lfagent.fit.calibrator import even_odds_thresholds, f1_thresholds, fit_calibrator
 from lfagent.fit.corpus import Corpus, VoteCache
-from lfagent.fit.expert import JOIN_WEIGHTS, choose_join_weight
-from lfagent.fit.fold_fit import FittedModel, PipelineConfig, fit_once, fold_indices
+from lfagent.fit.expert import JOIN_WEIGHTS, choose_join_weight, fit_expert
+from lfagent.fit.fold_fit import FittedModel, PipelineConfig, class_prior, fit_once, fold_indices
 from lfagent.fit.labeler import Labeler
 from lfagent.counting import counter
 from lfagent.lf import ANNOTATION_SOURCE, LabelingFunction
@@ -63,6 +63,9 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
     folds = fold_indices(corpus.seed_y, config.folds, config.seed, corpus.multi_label)
     weights = join_weights(config, corpus)
     by_weight = {w: np.zeros((n, corpus.k)) for w in weights}
+    # The weight is chosen for the final expert, far stronger than the held-out ones (fit/expert.py
+    # `choose_join_weight`): it is chosen on held-out predictions with a stand-in as strong as the final one.
+    stand_in = {w: np.zeros((n, corpus.k)) for w in weights} if views is not None and len(weights) > 1 else None
     heldout_covered = np.zeros(n, dtype=bool)
     fold_kept = []
     # Repeated for every refit of every round: a bar while it runs, no line left behind.
@@ -78,9 +81,14 @@ def run_pipeline(corpus: Corpus, config: PipelineConfig, *, extra: list[Labeling
         for w in weights:
             by_weight[w][test], heldout_covered[test] = model.labeler.model_copy(
                 update={"join_weight": w}).raw_proba(seen, emb, None if expert_emb is None else expert_emb[test])
+        if stand_in is not None:
+            final_like = _final_like(model.labeler, corpus, train, config, views.seed_emb)
+            for w in weights:
+                stand_in[w][test], _ = final_like.model_copy(update={"join_weight": w}).raw_proba(
+                    seen, emb, views.seed_emb[test])
         fold_kept.append([lf.name for lf in model.lfs])
         fits.advance()
-    raw_heldout, join_weight = _joined(by_weight, heldout_covered, corpus, folds)
+    raw_heldout, join_weight = _joined(by_weight, heldout_covered, corpus, folds, stand_in)
     heldout, fold_calibrators = _cross_calibrated(raw_heldout, corpus, folds)
     # Multi-label cut-offs: F1-tuned on the held-out seeds, unless the expert is fine-tuned (even_odds_thresholds).
     even_odds = views is not None
@@ -140,19 +148,34 @@ def join_weights(config: PipelineConfig, corpus: Corpus) -> tuple[float, ...]:
     return JOIN_WEIGHTS
 
 
+def _final_like(labeler: Labeler, corpus: Corpus, train: np.ndarray, config: PipelineConfig,
+                vectors: np.ndarray) -> Labeler:
+    """A fold's labeler with its expert refitted on the final encoder's vectors of the fold's training seeds:
+    a stand-in for the final expert when the weight is chosen. The final encoder saw the held-out seeds too,
+    so the stand-in is if anything stronger than the final expert is on new records, where the group
+    encoders' experts (trained on half the seeds, with half the pairs) are far weaker: next to them the label
+    model looks more useful than it is next to the final expert (evals/results/join-weight/)."""
+    y = corpus.seed_y[train]
+    expert = fit_expert(vectors[train], y, corpus.multi_label, config.seed, c=config.fallback_c,
+                        prior=class_prior(y, corpus.k, corpus.multi_label))
+    return labeler.model_copy(update={"expert": expert}) if expert is not None else labeler
+
+
 def _joined(by_weight: dict[float, np.ndarray], covered: np.ndarray, corpus: Corpus,
-            folds: list[np.ndarray]) -> tuple[np.ndarray, float]:
+            folds: list[np.ndarray], choose_on: dict[float, np.ndarray] | None = None) -> tuple[np.ndarray, float]:
     """Held-out predictions, each fold's at the weight the other folds chose (so the reported figures do
-    not pick the best of five on themselves), and the weight all the folds choose, for the final model."""
+    not pick the best of five on themselves), and the weight all the folds choose, for the final model.
+    `choose_on`: held-out predictions (same weights) to choose by, when not `by_weight` (`_final_like`)."""
     weights = list(by_weight)
     if len(weights) == 1:
         return by_weight[weights[0]], weights[0]
+    choose_on = by_weight if choose_on is None else choose_on
     out = np.zeros_like(by_weight[weights[0]])
     y = corpus.seed_y
     for test in folds:
         others = np.setdiff1d(np.flatnonzero(covered), test)
-        out[test] = by_weight[choose_join_weight(by_weight, y, others, corpus.multi_label)][test]
-    return out, choose_join_weight(by_weight, y, np.flatnonzero(covered), corpus.multi_label)
+        out[test] = by_weight[choose_join_weight(choose_on, y, others, corpus.multi_label)][test]
+    return out, choose_join_weight(choose_on, y, np.flatnonzero(covered), corpus.multi_label)
 
 
 def _cross_calibrated(raw: np.ndarray, corpus: Corpus, folds: list[np.ndarray]) -> tuple[np.ndarray, list]:
