@@ -8,9 +8,9 @@ the evidence, and the label model can weigh it; one whose records the model puts
 another class) disagrees and stays out.
 
 The measure: `agreement` = mean over the LF's unlabeled votes of the model's probability of the class voted;
-`bar` = the larger of: the mean over those votes of max(the class's share of the model's probability mass,
-1 / k), what a vote for that class would get by chance (and 1 / k: below it a label model reads the votes
-as no support); and the mean of the model's strongest other class on those records. A
+`bar` = the mean over those votes of max(the class's share of the model's probability mass, 1 / k), what a
+vote for that class would get by chance (and 1 / k: below it a label model reads the votes as no support);
+to agree, the LF must also clear the mean of the model's strongest other class on those records. A
 Wilson interval around `agreement` (soft successes over the votes) must clear the bar to agree, or lie wholly
 under it to disagree; in between, or with fewer than `min_records` votes, it is undecided and the seeds and
 the meaning check decide as before. No margin is tuned: the interval alone absorbs the noise of few matches.
@@ -37,6 +37,7 @@ class Agreement(BaseModel):
     low: float
     high: float
     bar: float  # what chance gives (see the module docstring)
+    rival: float = 0.0  # what agreeing takes: the chance bar or the model's strongest other class, the higher
     verdict: Verdict
 
     def reason(self) -> str:
@@ -46,6 +47,9 @@ class Agreement(BaseModel):
             return f"disagrees with the current model: {figures}"
         if self.verdict == "agrees":
             return f"agrees with the current model: {figures}"
+        if self.low > self.bar and self.records >= MIN_RECORDS:
+            return (f"agreement with the current model undecided: {figures}, but its strongest other class gets "
+                    f"{self.rival:.2f} there")
         if self.records < MIN_RECORDS:
             return f"votes on {self.records} unlabeled records: too few to judge its agreement with the model"
         return f"agreement with the current model undecided: {figures}"
@@ -79,14 +83,17 @@ def agreement_with_model(L_unl: np.ndarray, probs: np.ndarray, names: list[str],
         agreement = float(probs[rows, voted].mean())
         others = probs[rows].copy()
         others[np.arange(len(rows)), voted] = -np.inf
-        # Beating chance is not enough where the model splits a record between two classes: the LF's class
-        # must also outweigh the model's strongest other class on the same records, or the LF only pushes
-        # records the model is unsure of toward its class (a decoy next to a rare class the model confuses).
-        bar = max(float(chance[voted].mean()), float(others.max(axis=1).mean()))
+        bar = float(chance[voted].mean())
+        # To agree, beating chance is not enough where the model splits a record between two classes: the
+        # LF's class must also outweigh the model's strongest other class there, or the LF only pushes records
+        # the model is unsure of toward its class (a decoy next to a rare class the model confuses). To
+        # disagree it must fall below chance: a class the model cannot speak for (no seed) is not held
+        # against the LF.
+        agree_bar = max(bar, float(others.max(axis=1).mean()))
         low, high = (float(v) for v in wilson_intervals(min(agreement * len(rows), len(rows)), len(rows), z=z))
         verdict: Verdict = "undecided"
         if len(rows) >= min_records:
-            verdict = "agrees" if low > bar else "disagrees" if high < bar else "undecided"
+            verdict = "agrees" if low > agree_bar else "disagrees" if high < bar else "undecided"
         out[name] = Agreement(name=name, records=len(rows), agreement=agreement, low=float(low), high=float(high),
-                              bar=bar, verdict=verdict)
+                              bar=bar, rival=agree_bar, verdict=verdict)
     return out
