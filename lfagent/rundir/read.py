@@ -16,6 +16,7 @@ import numpy as np
 from lfagent.rundir.files import RunModel, load_model
 from lfagent.data.readers import iter_rows
 from lfagent.errors import InputError
+from lfagent.sqlite_read import reading_connection
 
 
 @dataclass
@@ -128,7 +129,7 @@ def store_meta(path: Path, key: str):
     if not store.is_file():
         return None
     try:
-        db = _reading_connection(store)
+        db = reading_connection(store)
         try:
             row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         finally:
@@ -136,13 +137,3 @@ def store_meta(path: Path, key: str):
         return json.loads(row[0]) if row else None
     except (sqlite3.Error, ValueError):
         return None
-
-
-def _reading_connection(store: Path) -> sqlite3.Connection:
-    """A connection that cannot write and leaves no files behind. The store is in WAL mode: a `mode=ro`
-    connection creates run.sqlite-wal and -shm and, unable to checkpoint, leaves them when it closes, so a
-    report would change the run directory it reads. An ordinary connection (mode=rw: never creates the
-    database) removes them when it is the last to close; query_only refuses writes."""
-    db = sqlite3.connect(f"file:{store}?mode=rw", uri=True)
-    db.execute("PRAGMA query_only=ON")
-    return db

@@ -37,7 +37,7 @@ class Agreement(BaseModel):
     low: float
     high: float
     bar: float  # what chance gives (see the module docstring)
-    rival: float = 0.0  # what agreeing takes: the chance bar or the model's strongest other class, the higher
+    rival: float = 0.0  # mean of the model's strongest other class on those records: agreeing must clear it too
     verdict: Verdict
 
     def reason(self) -> str:
@@ -89,11 +89,11 @@ def agreement_with_model(L_unl: np.ndarray, probs: np.ndarray, names: list[str],
         # the model is unsure of toward its class (a decoy next to a rare class the model confuses). To
         # disagree it must fall below chance: a class the model cannot speak for (no seed) is not held
         # against the LF.
-        agree_bar = max(bar, float(others.max(axis=1).mean()))
+        rival = float(others.max(axis=1).mean())
         low, high = (float(v) for v in wilson_intervals(min(agreement * len(rows), len(rows)), len(rows), z=z))
         verdict: Verdict = "undecided"
         if len(rows) >= min_records:
-            verdict = "agrees" if low > agree_bar else "disagrees" if high < bar else "undecided"
+            verdict = "agrees" if low > max(bar, rival) else "disagrees" if high < bar else "undecided"
         out[name] = Agreement(name=name, records=len(rows), agreement=agreement, low=float(low), high=float(high),
-                              bar=bar, rival=agree_bar, verdict=verdict)
+                              bar=bar, rival=rival, verdict=verdict)
     return out
