@@ -93,7 +93,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> int:
     def save(partial: dict) -> None:
         write_results({**partial, **header, "finished": "(running)"}, args.out)
 
-    results = run_benchmark(config, say=say, on_dataset_done=save)
+    results = run_benchmark(config, say=say, on_run_done=save)
     results.update(header, finished=timestamp())
     paths = write_results(results, args.out)
     print(console_tables(results))

@@ -55,8 +55,12 @@ def _zeroshot_cache() -> Path:
 
 
 def run_benchmark(config: BenchConfig, *, say: Callable[[str], None] = lambda m: None,
-                  on_dataset_done: Callable[[dict], None] | None = None, work_dir: Path | None = None) -> dict:
-    """Run everything; returns {"config", "datasets": {name: meta}, "runs": [...], "summary": [...]}."""
+                  on_run_done: Callable[[dict], None] | None = None, work_dir: Path | None = None) -> dict:
+    """Run everything; returns {"config", "datasets": {name: meta}, "runs": [...], "summary": [...]}.
+
+    `on_run_done` gets the results so far after every run (the current dataset summarised over its runs so
+    far), so that a benchmark stopped after hours keeps its tables, not only its progress lines.
+    """
     embed = make_embedder()
     results = {"config": config.model_dump(), "datasets": {}, "runs": [], "summary": []}
     for data in load_all(config):
@@ -70,11 +74,11 @@ def run_benchmark(config: BenchConfig, *, say: Callable[[str], None] = lambda m:
             for system in config.systems:
                 if not applicable(system, data):
                     continue
-                row = _run_one(system, ctx, test_emb, say)
-                results["runs"].append(row)
+                results["runs"].append(_run_one(system, ctx, test_emb, say))
+                if on_run_done:
+                    on_run_done({**results, "summary": results["summary"]
+                                 + summarize_dataset(data.name, config.systems, results["runs"])})
         results["summary"] += summarize_dataset(data.name, config.systems, results["runs"])
-        if on_dataset_done:
-            on_dataset_done(results)
     return results
 
 

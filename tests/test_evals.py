@@ -149,6 +149,21 @@ def test_tiny_benchmark_writes_table_json_and_plot(tmp_path, capsys):
     assert "| lr-seeds |" in capsys.readouterr().out
 
 
+@needs_data
+def test_the_benchmark_hands_over_its_tables_after_every_run(tmp_path):
+    from evals.bench import BenchConfig, run_benchmark
+
+    seen = []
+    config = BenchConfig(datasets=["youtube"], systems=["wrench-mv", "lr-seeds"], draws=2, n_seeds=20,
+                         extra_unlabeled=50, data_dir=str(SHARED_DATA))
+    results = run_benchmark(config, on_run_done=lambda partial: seen.append(
+        [(s["system"], s["draws"]) for s in partial["summary"]]), work_dir=tmp_path)
+    # a benchmark stopped after its third run keeps a summary of those three runs
+    assert seen == [[("wrench-mv", 1)], [("wrench-mv", 1), ("lr-seeds", 1)], [("wrench-mv", 2), ("lr-seeds", 1)],
+                    [("wrench-mv", 2), ("lr-seeds", 2)]]
+    assert [(s["system"], s["draws"]) for s in results["summary"]] == seen[-1]
+
+
 def test_evals_arguments_build_the_configuration(tmp_path):
     import argparse
 
