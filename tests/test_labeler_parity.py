@@ -4,6 +4,7 @@ fine-tuned on the seeds, here with two optimiser steps per fine-tune, and the de
 without, single- and multi-label, and after --resume."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -121,5 +122,24 @@ def test_ray_generate_reproduces_silver(runs, tmp_path):
             generate(run["run_dir"], [str(Path(run["task"]).parent / "unlabeled.jsonl")], out, engine="ray",
                      workers=2, batch_size=400)
             assert_reproduces(run, out)
+            # the actors closed their encoders' cache connections (open ones keep embeddings.sqlite-wal/-shm)
+            assert not _other_processes_holding(Path(os.environ["LFAGENT_CACHE"]))
     finally:
         ray.shutdown()
+
+
+def _other_processes_holding(folder: Path) -> list[str]:
+    """Files under `folder` that processes other than this one hold open (Linux /proc)."""
+    held = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith(str(folder)):
+                        held.append(f"{pid}: {target}")
+        except OSError:  # a process that ended, or one we may not read
+            continue
+    return held

@@ -131,6 +131,15 @@ class ShardLabeler:
 
             self.pool = SandboxPool(workers=1)
 
+    def __del__(self):
+        # Ray Data drops the UDF when its actor pool shuts down gracefully: close what the actor opened, as
+        # local pool workers do on exit (open cache connections leave embeddings.sqlite-wal/-shm behind).
+        from lfagent.generate.job import release
+
+        release()
+        if self.pool is not None:
+            self.pool.close()
+
     def __call__(self, block: pa.Table) -> Iterator[pa.Table]:
         # One output per shard, yielded as soon as it is done: the driver commits it while the actor
         # labels the next, rather than a whole block at once.
