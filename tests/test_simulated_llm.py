@@ -333,6 +333,26 @@ def test_expert_label_all_is_a_system_with_one_call_per_record_it_labels():
     assert right.sum() == 28 - out.extra["simulated"]["flipped"]
 
 
+def test_expert_tenth_spends_a_tenth_of_label_alls_calls_and_most_of_it_on_records(monkeypatch):
+    from evals.datasets import BenchData, Draw, Split
+    from evals.systems import DrawContext, run_system
+
+    monkeypatch.setenv("LFAGENT_EXPERT", "frozen")  # the budget is what is checked, not the fine-tune
+    words = {0: ["lovely song", "great voice", "best video", "nice tune"], 1: ["check my channel", "free money",
+                                                                           "subscribe now", "visit my site"]}
+    texts = [f"{w} {i}" for i in range(40) for y in (0, 1) for w in words[y]]
+    y = np.array([y for i in range(40) for y in (0, 1) for _ in words[y]])
+    train = Split(ids=[f"train:{i}" for i in range(200)], texts=texts[:200], y=y[:200])
+    test = Split(ids=[f"test:{i}" for i in range(120)], texts=texts[200:], y=y[200:])
+    data = BenchData(name="toy", class_names=["HAM", "SPAM"], train=train, test=test, description="Spam or not.")
+    ctx = DrawContext(data=data, draw=Draw(seed=0, seed_rows=np.arange(20), extra_rows=np.arange(20, 200)),
+                      embed=None)
+    out = run_system("lfagent-expert-tenth", ctx)
+    stats = out.extra["simulated"]
+    assert out.llm_calls == stats["requests"] == (120 + 180) // 10  # the whole budget, and no more
+    assert stats["by_kind"]["labels"] > out.llm_calls / 2 and stats["records"] > 100
+
+
 @needs_data
 def test_the_liar_gets_every_proposal_wrong_by_its_own_count(trec):
     from lfagent.propose.llm_code import code_request

@@ -4,6 +4,9 @@
                     (with an openai model, lfagent's default --annotate: the expert labels a few hundred records)
 - lfagent-expert-noannotate  the same with --annotate 0: what the LLM's LFs alone add
 - lfagent-liar      the same with the liar (every proposal and every record label wrong)
+- lfagent-expert-tenth  the expert with a tenth of expert-label-all's calls (`--max-llm-calls`), and asked to
+                    label every record (`--annotate`): after round 1 the labels take what the budget leaves, ten
+                    records a request
 - expert-label-all  the expert labels every record lfagent labels (the test rows and the draw's other
                     unlabeled rows), one call per record (autolabel's way): the reference a user with a strong
                     model would weigh lfagent against, with its calls; scored on the test rows
@@ -18,7 +21,7 @@ from evals.simulated.persona import PERSONAS
 from evals.simulated.server import SimulatedLLMServer
 
 SIMULATED_SYSTEMS = {"lfagent-expert": "expert", "lfagent-expert-noannotate": "expert", "lfagent-liar": "liar",
-                     "expert-label-all": "expert"}
+                     "expert-label-all": "expert", "lfagent-expert-tenth": "expert"}
 
 
 def run_simulated(system: str, ctx) -> SystemOutput:
@@ -30,6 +33,9 @@ def run_simulated(system: str, ctx) -> SystemOutput:
             # The zero-shot prompt, one record per call, every record; no cache shared across draws.
             out = run_zeroshot(dataclasses.replace(ctx, llm=server.llm_spec, llm_cache=None, zeroshot_limit=None),
                                every_record=True)
+        elif system == "lfagent-expert-tenth":
+            records = len(ctx.data.test) + len(ctx.draw.extra_rows)  # expert-label-all's calls
+            out = run_lfagent(dataclasses.replace(ctx, max_llm_calls=records // 10), server.llm_spec, annotate=records)
         else:
             out = run_lfagent(ctx, server.llm_spec, annotate=0 if system.endswith("-noannotate") else None)
         stats = server.stats
