@@ -313,40 +313,41 @@ def test_persona_rates_are_checked():
         Persona("broken", flip_rate=1.5)
 
 
-def test_expert_label_all_is_a_system_with_one_call_per_record_it_labels():
+def _toy_spam_draw(repeats: int, n_train: int, n_seeds: int, n_extra: int):
+    """A toy spam task (8 phrases x `repeats`): its data, and a draw context with `n_seeds` seeds and
+    `n_extra` other unlabeled train rows (the rest of the rows are test)."""
     from evals.datasets import BenchData, Draw, Split
-    from evals.systems import DrawContext, run_system
+    from evals.systems import DrawContext
 
     words = {0: ["lovely song", "great voice", "best video", "nice tune"], 1: ["check my channel", "free money",
                                                                            "subscribe now", "visit my site"]}
-    texts = [f"{w} {i}" for i in range(6) for y in (0, 1) for w in words[y]]
-    y = np.array([y for i in range(6) for y in (0, 1) for _ in words[y]])
-    train = Split(ids=[f"train:{i}" for i in range(30)], texts=texts[:30], y=y[:30])
-    test = Split(ids=[f"test:{i}" for i in range(18)], texts=texts[30:], y=y[30:])
+    texts = [f"{w} {i}" for i in range(repeats) for y in (0, 1) for w in words[y]]
+    y = np.array([y for i in range(repeats) for y in (0, 1) for _ in words[y]])
+    train = Split(ids=[f"train:{i}" for i in range(n_train)], texts=texts[:n_train], y=y[:n_train])
+    test = Split(ids=[f"test:{i}" for i in range(len(texts) - n_train)], texts=texts[n_train:], y=y[n_train:])
     data = BenchData(name="toy", class_names=["HAM", "SPAM"], train=train, test=test, description="Spam or not.")
-    ctx = DrawContext(data=data, draw=Draw(seed=0, seed_rows=np.arange(10), extra_rows=np.arange(10, 20)), embed=None)
+    draw = Draw(seed=0, seed_rows=np.arange(n_seeds), extra_rows=np.arange(n_seeds, n_seeds + n_extra))
+    return data, DrawContext(data=data, draw=draw, embed=None)
+
+
+def test_expert_label_all_is_a_system_with_one_call_per_record_it_labels():
+    from evals.systems import run_system
+
+    data, ctx = _toy_spam_draw(6, n_train=30, n_seeds=10, n_extra=10)
     out = run_system("expert-label-all", ctx)
     # every record lfagent would label: the 18 test rows and the draw's 10 other unlabeled rows
     assert out.llm_calls == 28 and out.test_covered.all() and out.extra["simulated"]["records"] == 28
     assert out.train_probs.shape == (10, 2) and out.train_covered.all()
-    right = (np.vstack([out.test_probs, out.train_probs]).argmax(1) == np.concatenate([test.y, y[10:20]]))
+    right = (np.vstack([out.test_probs, out.train_probs]).argmax(1) == np.concatenate([data.test.y,
+                                                                                       data.train.y[10:20]]))
     assert right.sum() == 28 - out.extra["simulated"]["flipped"]
 
 
 def test_expert_tenth_spends_a_tenth_of_label_alls_calls_and_most_of_it_on_records(monkeypatch):
-    from evals.datasets import BenchData, Draw, Split
-    from evals.systems import DrawContext, run_system
+    from evals.systems import run_system
 
     monkeypatch.setenv("LFAGENT_EXPERT", "frozen")  # the budget is what is checked, not the fine-tune
-    words = {0: ["lovely song", "great voice", "best video", "nice tune"], 1: ["check my channel", "free money",
-                                                                           "subscribe now", "visit my site"]}
-    texts = [f"{w} {i}" for i in range(40) for y in (0, 1) for w in words[y]]
-    y = np.array([y for i in range(40) for y in (0, 1) for _ in words[y]])
-    train = Split(ids=[f"train:{i}" for i in range(200)], texts=texts[:200], y=y[:200])
-    test = Split(ids=[f"test:{i}" for i in range(120)], texts=texts[200:], y=y[200:])
-    data = BenchData(name="toy", class_names=["HAM", "SPAM"], train=train, test=test, description="Spam or not.")
-    ctx = DrawContext(data=data, draw=Draw(seed=0, seed_rows=np.arange(20), extra_rows=np.arange(20, 200)),
-                      embed=None)
+    _, ctx = _toy_spam_draw(40, n_train=200, n_seeds=20, n_extra=180)
     out = run_system("lfagent-expert-tenth", ctx)
     stats = out.extra["simulated"]
     assert out.llm_calls == stats["requests"] == (120 + 180) // 10  # the whole budget, and no more
