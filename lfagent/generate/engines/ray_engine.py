@@ -137,7 +137,7 @@ class ShardLabeler:
         from lfagent.generate.job import release
 
         release()
-        if self.pool is not None:
+        if getattr(self, "pool", None) is not None:  # None also when __init__ failed before making it
             self.pool.close()
 
     def __call__(self, block: pa.Table) -> Iterator[pa.Table]:
