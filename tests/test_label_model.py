@@ -67,6 +67,21 @@ def test_beats_majority_vote_when_lf_quality_differs(method):
     assert lm.score(test.L, test.y) > mv_acc + 0.03
 
 
+def test_dawid_skene_above_its_row_cap_fits_a_seeded_sample_close_to_the_full_fit():
+    from lfagent.fit.dawid_skene import fit_dawid_skene
+
+    data = make_label_matrix(20000, [0.9, 0.8, 0.7, 0.65, 0.85, 0.6, 0.75, 0.8], [0.5, 0.7, 0.9, 0.4, 0.3, 0.6, 0.5, 0.8],
+                             cardinality=3, seed=1)
+    full = fit_dawid_skene(data.L, 3)
+    capped = fit_dawid_skene(data.L, 3, max_rows=4000)
+    assert not np.array_equal(full.confusion, capped.confusion)  # the cap is in force
+    np.testing.assert_allclose(capped.confusion, full.confusion, atol=0.03)
+    np.testing.assert_allclose(capped.class_prior, full.class_prior, atol=0.03)
+    again = fit_dawid_skene(data.L, 3, max_rows=4000)
+    assert np.array_equal(again.confusion, capped.confusion)  # the same sample every time
+    assert np.array_equal(fit_dawid_skene(data.L, 3, max_rows=20000).confusion, full.confusion)
+
+
 def test_unipolar_lfs_good_and_bad_are_told_apart():
     data = make_unipolar_label_matrix(
         10000, voted_class=[1, 1, 0, 0, 1, 0], recall=[0.5, 0.4, 0.5, 0.4, 0.6, 0.6],
