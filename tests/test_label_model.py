@@ -326,6 +326,37 @@ def test_multilabel_probabilities_are_independent_and_in_range():
     np.testing.assert_allclose(again.predict_proba(L), P)
 
 
+def test_a_label_sets_silence_on_a_record_it_labelled_counts_against_the_class():
+    from lfagent.fit.multilabel import binary_view
+
+    # columns: a keyword LF for class 0, then one source's label sets (its LFs for classes 0 and 1)
+    L = np.array([[0, 0, -1],     # the source gave {0}
+                  [0, -1, 1],     # the source gave {1}: silent on 0, so against 0
+                  [0, -1, -1]])   # the source never saw this record
+    sets = {1: 0, 2: 1}
+    assert binary_view(L, 0, label_sets=sets).tolist() == [[1, 1, -1], [1, 0, -1], [1, -1, -1]]
+    assert binary_view(L, 1, label_sets=sets).tolist() == [[-1, -1, 0], [-1, -1, 1], [-1, -1, -1]]
+    assert binary_view(L, 0).tolist() == [[1, 1, -1], [1, -1, -1], [1, -1, -1]]  # without: an abstain
+    # On data: three keyword LFs for class 0 that also fire on a third of the other records; the source,
+    # right 95% of the time, labels half the records. Where it labelled a record without class 0, the
+    # keywords' votes for it no longer stand unopposed.
+    rng = np.random.default_rng(0)
+    n = 6000
+    y = rng.integers(0, 2, n)  # 1: class 0 applies, else class 1
+    said = np.where(rng.random(n) < 0.95, y, 1 - y)
+    seen = rng.random(n) < 0.5
+    keywords = [np.where(rng.random(n) < np.where(y == 1, 0.7, 0.3), 0, -1) for _ in range(3)]
+    L = np.column_stack([*keywords, np.where(seen & (said == 1), 0, -1), np.where(seen & (said == 0), 1, -1)])
+    sets = {3: 0, 4: 1}
+    against = seen & (said == 0) & (L[:, :3] == 0).all(axis=1)  # every keyword says class 0, the source not
+    with_sets = MultiLabelModel(2, "dawid_skene", label_sets=sets).fit(L, seed=0)
+    without = MultiLabelModel(2, "dawid_skene").fit(L, seed=0)
+    assert with_sets.predict_proba(L)[against, 0].mean() < 0.5 < 0.8 < without.predict_proba(L)[against, 0].mean()
+    model = with_sets
+    again = MultiLabelModel.from_state(json.loads(json.dumps(model.to_state())))
+    np.testing.assert_allclose(again.predict_proba(L), model.predict_proba(L))
+
+
 def test_platt_scaler_calibrates_multilabel_columns():
     rng = np.random.default_rng(13)
     true_p = rng.uniform(0.05, 0.95, (4000, 2))

@@ -200,7 +200,7 @@ def fit_once(corpus: Corpus, train: np.ndarray, config: PipelineConfig, *,
     chosen = set(selection.kept) | {name for name, pin in pins.items() if pin == "keep"}
     keep = [j for j, lf in enumerate(candidates) if lf.name in chosen and lf.name not in failed]
     kept = [candidates[j] for j in keep]
-    model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config) if keep else None
+    model = fit_label_model(L_unl[:, keep], L_seed[train][:, keep], y, corpus, config, kept) if keep else None
     expert = judge
     if judge is not None and expert_emb is not None:  # the fine-tuned expert (fit/fewshot_views.py)
         extra = annotated_rows(kept, L_seed[train][:, keep], y, L_unl[:, keep], corpus.k,
@@ -302,7 +302,8 @@ def judge_by_agreement(candidates: list[LabelingFunction], L_seed: np.ndarray, L
                         vouched=vouched_lfs(pool, L_unl[:, base], corpus, prior))
     chosen = set(selection.kept) | {name for name, pin in pins.items() if pin == "keep"}
     keep = [j for j in base if candidates[j].name in chosen and candidates[j].name not in failed]
-    model = fit_label_model(L_unl[:, keep], L_seed[:, keep], y, corpus, config) if keep else None
+    model = fit_label_model(L_unl[:, keep], L_seed[:, keep], y, corpus, config,
+                            [candidates[j] for j in keep]) if keep else None
     current = _labeler(corpus, [candidates[j] for j in keep], model, prior, expert, config)
     probs, _ = current.raw_proba(L_unl[:, keep], corpus.unl_emb if unl_emb is None else unl_emb)
     return agreement_with_model(L_unl[:, judged], probs, [candidates[j].name for j in judged])
@@ -331,9 +332,13 @@ def vouched_lfs(candidates: list[LabelingFunction], L_unl: np.ndarray, corpus: C
     return vouched
 
 
-def fit_label_model(L_unl, L_dev, y_dev, corpus: Corpus, config: PipelineConfig):
+def fit_label_model(L_unl, L_dev, y_dev, corpus: Corpus, config: PipelineConfig, lfs: list[LabelingFunction]):
+    """The label model over the columns of `lfs`. Multi-label: the LLM's per-class record-label LFs are one
+    source's label sets, whose silence on a record it labelled is a vote against (multilabel.py)."""
     if corpus.multi_label:
-        return MultiLabelModel(cardinality=corpus.k).fit(L_unl, seed=config.seed)
+        label_sets = {j: corpus.class_names.index(lf.label) for j, lf in enumerate(lfs)
+                      if lf.kind == "lookup" and lf.provenance.source == ANNOTATION_SOURCE and lf.label}
+        return MultiLabelModel(cardinality=corpus.k, label_sets=label_sets).fit(L_unl, seed=config.seed)
     model = LabelModel(cardinality=corpus.k, method=config.label_model)
     return model.fit(L_unl, seed=config.seed, L_dev=L_dev, y_dev=y_dev)
 

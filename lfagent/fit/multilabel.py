@@ -9,6 +9,11 @@ Input is the ordinary label matrix L. For class c an LF's output is read as:
 Why "negative" (the default) spares LFs that never vote c: in a multi-label task "LF says d" is no
 evidence against c, and on synthetic data many such votes (correlated with one another through d)
 pulled Dawid-Skene's latent class for c onto d (AUC 0.56 for c vs 0.93 when they abstain).
+One source's label sets (an LLM's record labels: one LF per class, `label_sets` maps its column to the class)
+say what a record is *not* too: where the source labelled a record (any of its columns votes) without class
+c, its column for c is a negative vote for c, not an abstain. Read as abstains, a record the LLM labelled
+{gratitude} looked to the label model like one it never saw, and other LFs' votes for admiration stood
+unopposed.
 Each class gets its own binary `LabelModel`, so the k probabilities are independent (need not sum to 1).
 method="auto" without dev labels means Dawid-Skene here, not Snorkel's estimator ("metal"): a binary view
 is mostly negatives and metal keeps a fixed uniform prior, so every row without votes got 0.5 (on the
@@ -27,8 +32,11 @@ from lfagent.fit.label_model import LabelModel, Method
 OtherClassVotes = Literal["negative", "all", "abstain"]
 
 
-def binary_view(L: np.ndarray, target_class: int, other_class_votes: OtherClassVotes = "negative") -> np.ndarray:
-    """L recoded for one class: 1 = voted target_class, 0 = counts against it, -1 = abstain."""
+def binary_view(L: np.ndarray, target_class: int, other_class_votes: OtherClassVotes = "negative",
+                label_sets: dict[int, int] | None = None) -> np.ndarray:
+    """L recoded for one class: 1 = voted target_class, 0 = counts against it, -1 = abstain.
+
+    `label_sets`: column -> class of one source's per-class LFs (see the module doc)."""
     if other_class_votes not in ("negative", "all", "abstain"):
         raise LabelMatrixError(f"other_class_votes must be 'negative', 'all' or 'abstain', got {other_class_votes!r}")
     positive = L == target_class
@@ -37,6 +45,11 @@ def binary_view(L: np.ndarray, target_class: int, other_class_votes: OtherClassV
         negative[:] = False
     elif other_class_votes == "negative":
         negative &= positive.any(axis=0)[None, :]  # only LFs that can also vote target_class
+    if label_sets:
+        columns = sorted(label_sets)
+        labelled = (L[:, columns] >= 0).any(axis=1)
+        for j in columns:
+            negative[:, j] = labelled & ~positive[:, j] if label_sets[j] == target_class else False
     return np.where(positive, 1, np.where(negative, 0, -1)).astype(np.int64)
 
 
@@ -44,11 +57,13 @@ class MultiLabelModel:
     """k independent binary label models; `predict_proba` gives n x k values in [0, 1]."""
 
     def __init__(self, cardinality: int, method: Method = "auto", *,
-                 other_class_votes: OtherClassVotes = "negative", **label_model_options):
+                 other_class_votes: OtherClassVotes = "negative", label_sets: dict[int, int] | None = None,
+                 **label_model_options):
         self.cardinality = check_cardinality(cardinality)
         self.method = method
         binary_view(np.zeros((0, 1), dtype=np.int64), 0, other_class_votes)  # validates the option
         self.other_class_votes = other_class_votes
+        self.label_sets = {int(j): int(c) for j, c in (label_sets or {}).items()}
         self.label_model_options = label_model_options
         self.models_: list[LabelModel] | None = None
 
@@ -63,17 +78,19 @@ class MultiLabelModel:
         method = "dawid_skene" if self.method == "auto" and L_dev is None else self.method
         self.models_ = []
         for c in range(self.cardinality):
-            dev = {} if L_dev is None else {"L_dev": binary_view(L_dev, c, self.other_class_votes),
-                                            "y_dev": Y_dev[:, c].astype(np.int64)}
+            dev = {} if L_dev is None else {"L_dev": self._view(L_dev, c), "y_dev": Y_dev[:, c].astype(np.int64)}
             model = LabelModel(2, method, **self.label_model_options)
-            self.models_.append(model.fit(binary_view(L, c, self.other_class_votes), seed=seed + c, **dev))
+            self.models_.append(model.fit(self._view(L, c), seed=seed + c, **dev))
         return self
 
     def predict_proba(self, L) -> np.ndarray:
         if self.models_ is None:
             raise RuntimeError("MultiLabelModel is not fitted: call fit(L) first")
         L = check_label_matrix(L, self.cardinality, n_lfs=self.models_[0].n_lfs_)
-        return np.column_stack([m.predict_proba(binary_view(L, c, self.other_class_votes))[:, 1] for c, m in enumerate(self.models_)])
+        return np.column_stack([m.predict_proba(self._view(L, c))[:, 1] for c, m in enumerate(self.models_)])
+
+    def _view(self, L: np.ndarray, c: int) -> np.ndarray:
+        return binary_view(L, c, self.other_class_votes, self.label_sets)
 
     def predict(self, L, threshold: float = 0.5) -> np.ndarray:
         """n x k 0/1 matrix: class c is on where its probability >= threshold."""
@@ -83,13 +100,16 @@ class MultiLabelModel:
         if self.models_ is None:
             raise RuntimeError("MultiLabelModel is not fitted: call fit(L) first")
         return {"format": "lfagent.multilabel_model/1", "cardinality": self.cardinality,
-                "method": self.method, "other_class_votes": self.other_class_votes, "models": [m.to_state() for m in self.models_]}
+                "method": self.method, "other_class_votes": self.other_class_votes,
+                "label_sets": {str(j): c for j, c in self.label_sets.items()},
+                "models": [m.to_state() for m in self.models_]}
 
     @classmethod
     def from_state(cls, state: dict) -> "MultiLabelModel":
         if not isinstance(state, dict) or state.get("format") != "lfagent.multilabel_model/1":
             raise LabelMatrixError("not a MultiLabelModel state")
         model = cls(state["cardinality"], state["method"],
-                    other_class_votes=state.get("other_class_votes", "negative"))
+                    other_class_votes=state.get("other_class_votes", "negative"),
+                    label_sets={int(j): c for j, c in state.get("label_sets", {}).items()})
         model.models_ = [LabelModel.from_state(s) for s in state["models"]]
         return model
