@@ -1,12 +1,14 @@
-"""What the experiments share: a draw's task folder and the score of a run's silver labels on test."""
+"""What the experiments share: a draw's task folder, the score of a run's silver labels on test, and a kept
+run's labeler with the test split in both of its vector spaces."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 
 from evals.bench import make_embedder
-from evals.datasets import BenchData, make_draw
+from evals.datasets import DEFAULT_DATA_DIR, BenchData, load_dataset, make_draw
 from evals.metrics import prediction_scores
 from evals.systems import DrawContext, _lookup, read_silver
 
@@ -39,3 +41,23 @@ def encoder_score(encoder, texts: list[str], y: np.ndarray, data: BenchData, see
     probs = head_proba(head, encode(encoder, data.test.texts))
     return prediction_scores(probs, np.asarray(data.test.y), multi_label=data.multi_label,
                              positive_class=data.positive_class)["score"]
+
+
+def kept_run_on_test(description: str):
+    """For the scripts that look into a kept run (`RUN_DIR DATASET [--data-dir]`): (arguments, the run's
+    labeler, the dataset, the test texts in frozen MiniLM's space (what embedding LFs read), the run's own
+    expert encoder)."""
+    from lfagent.data.embed import Embedder, default_cache_dir
+    from lfagent.rundir.files import load_model
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("dataset")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    args = parser.parse_args()
+    data = load_dataset(args.dataset, args.data_dir)
+    labeler = load_model(args.run_dir).labeler
+    cache = default_cache_dir() / "embeddings.sqlite"
+    frozen = Embedder(cache).encode(data.test.texts)
+    tuned = Embedder(cache, embedder=labeler.expert_embedder, model_dir=args.run_dir / "expert" / "encoder")
+    return args, labeler, data, frozen, tuned

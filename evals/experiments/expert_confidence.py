@@ -9,35 +9,22 @@ expert (evals/results/confidence-match/NOTES.md). Single-label datasets; F1 is o
 """
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
-from evals.datasets import DEFAULT_DATA_DIR, load_dataset
+from evals.experiments.common import kept_run_on_test
 
 
 def main() -> None:
-    from lfagent.data.embed import Embedder, default_cache_dir
     from lfagent.fit import expected_calibration_error
     from lfagent.fit.expert import confidence_matched, expert_proba, fit_expert
     from lfagent.fit.fold_fit import class_prior
-    from lfagent.rundir.files import load_model
     from lfagent.sandbox import SandboxPool
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("dataset")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
-    args = parser.parse_args()
-    labeler = load_model(args.run_dir).labeler
+    args, labeler, data, frozen, tuned = kept_run_on_test(__doc__.splitlines()[0])
     task = args.run_dir.parent / "task"
-    data = load_dataset(args.dataset, args.data_dir)
     texts, y, k = data.test.texts, np.asarray(data.test.y), labeler.k
-    cache = default_cache_dir() / "embeddings.sqlite"
-    frozen = Embedder(cache).encode(texts)
-    tuned = Embedder(cache, embedder=labeler.expert_embedder, model_dir=args.run_dir / "expert" / "encoder")
     test_emb = tuned.encode(texts)
     seeds = [json.loads(line) for line in (task / "seeds.jsonl").read_text().splitlines()]
     seed_y = np.array([labeler.class_names.index(s["label"]) for s in seeds])
