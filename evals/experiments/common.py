@@ -43,6 +43,16 @@ def encoder_score(encoder, texts: list[str], y: np.ndarray, data: BenchData, see
                              positive_class=data.positive_class)["score"]
 
 
+def kept_run_args(description: str) -> tuple[argparse.Namespace, BenchData]:
+    """`RUN_DIR DATASET [--data-dir]`, the arguments of the scripts that look into a kept run, and the dataset."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("dataset")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    args = parser.parse_args()
+    return args, load_dataset(args.dataset, args.data_dir)
+
+
 def kept_run_on_test(description: str):
     """For the scripts that look into a kept run (`RUN_DIR DATASET [--data-dir]`): (arguments, the run's
     labeler, the dataset, the test texts in frozen MiniLM's space (what embedding LFs read), the run's own
@@ -50,12 +60,7 @@ def kept_run_on_test(description: str):
     from lfagent.data.embed import Embedder, default_cache_dir
     from lfagent.rundir.files import load_model
 
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("dataset")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
-    args = parser.parse_args()
-    data = load_dataset(args.dataset, args.data_dir)
+    args, data = kept_run_args(description)
     labeler = load_model(args.run_dir).labeler
     cache = default_cache_dir() / "embeddings.sqlite"
     frozen = Embedder(cache).encode(data.test.texts)

@@ -9,13 +9,10 @@ labels on GoEmotions (evals/results/tenth/NOTES.md).
 """
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
-
 import numpy as np
 
-from evals.datasets import DEFAULT_DATA_DIR, load_dataset
+from evals.experiments.common import kept_run_args
 
 
 def micro_f1(predicted: list[set], gold: list[set]) -> str:
@@ -28,12 +25,7 @@ def main() -> None:
     from lfagent.lf import ANNOTATION_SOURCE, text_key
     from lfagent.rundir.files import load_model
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("dataset")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
-    args = parser.parse_args()
-    data = load_dataset(args.dataset, args.data_dir)
+    args, data = kept_run_args(__doc__.splitlines()[0])
     names = data.class_names
     said: dict[str, set] = {}  # text key -> the classes the LLM gave (its kept annotation LFs)
     for lf in load_model(args.run_dir).labeler.lfs:
@@ -49,7 +41,7 @@ def main() -> None:
     labelled = [r for r in rows if r[0] is not None]
     others = [r for r in rows if r[0] is None]
     print(f"{len(labelled)} of {len(rows)} test rows labelled by the LLM")
-    print(f"| rows | labels | micro-F1 | classes a row |\n|---|---|---|---|")
+    print("| rows | labels | micro-F1 | classes a row |\n|---|---|---|---|")
     for what, part, column in (("LLM-labelled", labelled, 0), ("LLM-labelled", labelled, 1), ("others", others, 1),
                                ("all", rows, 1)):
         print(f"| {what} | {'the LLM' if column == 0 else 'silver'} | {micro_f1([r[column] for r in part], [r[2] for r in part])} | "

@@ -9,13 +9,10 @@ its silver F1 on test rose (evals/results/five-draws/NOTES.md).
 """
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
-
 import numpy as np
 
-from evals.datasets import DEFAULT_DATA_DIR, load_dataset
+from evals.experiments.common import kept_run_args
 
 
 def main() -> None:
@@ -23,12 +20,7 @@ def main() -> None:
     from lfagent.fit.expert import expert_proba
     from lfagent.rundir.files import load_model
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("dataset")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
-    args = parser.parse_args()
-    data = load_dataset(args.dataset, args.data_dir)
+    args, data = kept_run_args(__doc__.splitlines()[0])
     labeler = load_model(args.run_dir).labeler
     truth = {rid: (text, int(y)) for split in (data.train, data.test) for rid, text, y in zip(split.ids, split.texts, split.y)}
     silver = [json.loads(line) for line in (args.run_dir / "silver.jsonl").read_text().splitlines()]
