@@ -1,5 +1,6 @@
 """What one fine-tuning step costs on the bundled example's 100 seed comments, with SetFit's random batches
-and with lfagent's batches of similar-length pairs (the same pairs either way).
+and with lfagent's batches of similar-length pairs (the same pairs either way), in float32 and in bfloat16
+mixed precision (what a run uses where the CPU has it natively: fit/fewshot.resolve_precision).
 
     python -m benchmarks.fewshot_step_time [--steps 40] [--max-seq-length 128]
 
@@ -30,17 +31,21 @@ def main(argv: list[str] | None = None) -> int:
     texts = [r["text"] for r in rows]
     y = np.array([int(r["label"] == "SPAM") for r in rows])
     grouped = fewshot.length_grouped_batches
-    print(f"| batches | s per step ({args.steps} steps, {args.max_seq_length} tokens) | 375 steps |\n|---|---|---|")
-    for name, sampler in (("random (SetFit's)", None), ("similar lengths (lfagent)", grouped)):
+    print(f"| batches | precision | s per step ({args.steps} steps, {args.max_seq_length} tokens) | 375 steps |\n"
+          "|---|---|---|---|")
+    rows = [("random (SetFit's)", None, "fp32"), ("similar lengths (lfagent)", grouped, "fp32"),
+            ("similar lengths (lfagent)", grouped, "bf16")]
+    for name, sampler, precision in rows:
         fewshot.length_grouped_batches = sampler or _random_batches
         try:
             start = time.perf_counter()
             fewshot.fine_tune_encoder(texts, y, multi_label=False, seed=0, max_steps=args.steps,
-                                      max_seq_length=args.max_seq_length)
+                                      max_seq_length=args.max_seq_length, precision=precision)
             per_step = (time.perf_counter() - start) / args.steps
         finally:
             fewshot.length_grouped_batches = grouped
-        print(f"| {name} | {per_step:.2f} | {375 * per_step / 60:.1f} min |", flush=True)
+        print(f"| {name} | {precision} | {per_step:.2f} | {375 * per_step / 60:.1f} min |", flush=True)
+    print(f"\nbfloat16 native on this CPU: {fewshot.resolve_precision('auto') == 'bf16'}")
     print(f"\n{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 

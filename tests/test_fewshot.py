@@ -167,3 +167,63 @@ def test_a_batch_loss_on_a_multi_label_task_or_an_unknown_loss_is_refused_before
             fewshot.fine_tune_encoder(TEXTS, np.eye(3, dtype=int)[Y], multi_label=True, seed=0, loss="triplet")
         with pytest.raises(InputError, match="unknown loss 'hinge'"):
             fewshot.fine_tune_encoder(TEXTS, Y, multi_label=False, seed=0, loss="hinge")
+
+
+def test_precision_auto_is_bf16_only_where_the_cpu_has_it_natively():
+    from lfagent.fit.fewshot import resolve_precision
+
+    assert resolve_precision("auto", {"avx2", "avx512f", "avx512_bf16"}) == "bf16"
+    assert resolve_precision("auto", {"amx_tile", "amx_bf16"}) == "bf16"
+    assert resolve_precision("auto", {"avx2", "avx512f"}) == "fp32"  # bf16 would be emulated: slower
+    assert resolve_precision("fp32", {"avx512_bf16"}) == "fp32"
+    with pytest.raises(InputError, match="precision must be"):
+        resolve_precision("fp16")
+
+
+def test_a_bf16_fine_tune_trains_in_mixed_precision_and_returns_a_float32_encoder():
+    import torch
+
+    from lfagent.fit.fewshot import encode, fine_tune_encoder
+
+    runs = {p: fine_tune_encoder(TEXTS, Y, multi_label=False, seed=0, max_steps=3, precision=p)
+            for p in ("fp32", "bf16")}
+    fp32, bf16 = (torch.cat([w.detach().flatten() for w in runs[p].parameters()]) for p in ("fp32", "bf16"))
+    assert fp32.dtype == bf16.dtype == torch.float32
+    # Same seed, same pairs: only the arithmetic differs, so the weights differ a little, not a lot.
+    assert 0 < float((fp32 - bf16).abs().max()) < 1e-2
+    emb = encode(runs["bf16"], TEXTS)
+    assert emb.dtype == np.float32 and np.isfinite(emb).all()
+    with pytest.raises(InputError, match="precision must be"):
+        fine_tune_encoder(TEXTS, Y, multi_label=False, seed=0, max_steps=1, precision="half")
+
+
+def test_loading_and_saving_an_encoder_draw_no_bar_and_warn_nothing(tmp_path, capfd):
+    import warnings
+
+    from lfagent.fit.fewshot import load_encoder, save_encoder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Cannot enable progress bars" was a UserWarning
+        save_encoder(load_encoder(), tmp_path / "enc")
+        load_encoder(tmp_path / "enc")
+    assert "Loading weights" not in capfd.readouterr().err
+
+
+def test_lfagent_precision_sets_the_default_and_a_bad_value_is_named(monkeypatch):
+    from lfagent.fit.fold_fit import PipelineConfig
+
+    monkeypatch.setenv("LFAGENT_PRECISION", "fp32")
+    assert PipelineConfig().fewshot_precision == "fp32"
+    monkeypatch.setenv("LFAGENT_PRECISION", "half")
+    with pytest.raises(InputError, match=r"\$LFAGENT_PRECISION is 'half'"):
+        PipelineConfig()
+
+
+def test_the_precision_is_part_of_the_views_key_and_fp32_keys_are_those_from_before_it():
+    from lfagent.fit.fewshot_views import views_key
+    from lfagent.fit.fold_fit import PipelineConfig
+
+    bf16 = PipelineConfig(fewshot_precision="bf16").fine_tune_options()["options"]
+    fp32 = PipelineConfig(fewshot_precision="fp32").fine_tune_options()["options"]
+    assert bf16["precision"] == "bf16" and "precision" not in fp32  # fp32 runs keep their cached fine-tunes
+    assert views_key(TEXTS, Y, bf16) != views_key(TEXTS, Y, fp32)

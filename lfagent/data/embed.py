@@ -53,14 +53,11 @@ def _load():
     global _model
     with _lock:
         if _model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            from lfagent.data.embedders import load_sentence_transformer
+
             path = model_path()
-            sentence_transformers = require("sentence_transformers", extra="embed", feature="embeddings")
-            _model = sentence_transformers.SentenceTransformer(str(path), device="cpu")
+            require("sentence_transformers", extra="embed", feature="embeddings")
+            _model = load_sentence_transformer(path)
     return _model
 
 

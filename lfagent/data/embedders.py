@@ -100,6 +100,22 @@ def _offline_env() -> None:
         os.environ.setdefault(var, value)
 
 
+def load_sentence_transformer(path: str | Path):
+    """A SentenceTransformer on CPU from a local folder, offline, without transformers' "Loading weights" bar
+    (lfagent draws its own progress)."""
+    _offline_env()
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(str(path), device="cpu")
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 def _normalised(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -128,12 +144,9 @@ class MiniLMEncoder:
         return _normalised(out)
 
     def _load(self):
-        _offline_env()
-        from sentence_transformers import SentenceTransformer
-
         from lfagent.data.embed import model_path
 
-        return SentenceTransformer(str(model_path()), device="cpu")
+        return load_sentence_transformer(model_path())
 
 
 class FineTunedEncoder(MiniLMEncoder):
@@ -155,10 +168,7 @@ class FineTunedEncoder(MiniLMEncoder):
         return int(width())
 
     def _load(self):
-        _offline_env()
-        from sentence_transformers import SentenceTransformer
-
-        return SentenceTransformer(str(self.path), device="cpu")
+        return load_sentence_transformer(self.path)
 
 
 class StaticEncoder:

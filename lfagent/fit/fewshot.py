@@ -56,11 +56,15 @@ def save_encoder(encoder, folder: str | Path) -> None:
     """The encoder in sentence-transformers' format, without transformers' per-shard progress bar."""
     from transformers.utils import logging as hf_logging
 
+    # Restored only if it was on: turning it on while $HF_HUB_DISABLE_PROGRESS_BARS is set warns, and leaves
+    # transformers drawing "Loading weights" bars at every later model load.
+    was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
         encoder.save(str(folder))
     finally:
-        hf_logging.enable_progress_bar()
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 def _quiet_libraries() -> None:
@@ -96,13 +100,13 @@ def capped_threads(n: int | None = None):
 def load_encoder(path: str | Path | None = None):
     """A SentenceTransformer on CPU from `path` (default: the bundled all-MiniLM-L6-v2), never the hub."""
     _quiet_env()
-    from sentence_transformers import SentenceTransformer
+    from lfagent.data.embedders import load_sentence_transformer
 
     if path is None:
         from lfagent.data.embed import model_path
 
         path = model_path()
-    return SentenceTransformer(str(path), device="cpu")
+    return load_sentence_transformer(path)
 
 
 def _check_labels(texts: list[str], y, multi_label: bool) -> np.ndarray:
@@ -121,17 +125,20 @@ def _check_labels(texts: list[str], y, multi_label: bool) -> np.ndarray:
 def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair_iterations: int = 20,
                       epochs: int = 1, batch_size: int = 16, max_steps: int | None = None,
                       base_model: str | Path | None = None, max_seq_length: int = 128, on_step=None,
-                      loss: str = "cosine", learning_rate: float | None = None):
+                      loss: str = "cosine", learning_rate: float | None = None, precision: str = "fp32"):
     """Fine-tune the encoder on labelled texts with SetFit's contrastive pairs; returns a SentenceTransformer.
 
     Deterministic for a seed (setfit seeds python, numpy and torch; its pair order is fixed). `max_steps`
     caps the optimiser steps (and so the pairs drawn): tests use 5. `on_step()` is called after each step
     (progress bars). `loss`: "cosine" (SetFit's pairs) or a batch loss over every pair of texts in a batch
     ("triplet": BatchAllTripletLoss; single-label only, `epochs` passes over the texts); `learning_rate` replaces
-    setfit's 2e-5 for the encoder.
+    setfit's 2e-5 for the encoder. `precision`: "fp32", or "bf16" (mixed precision: the transformer's layers in
+    bfloat16; weights, optimiser, pooling and loss in float32; see `resolve_precision`). The returned encoder computes in float32.
     """
     _quiet_env()
     y = _check_labels(list(texts), y, multi_label)
+    if precision not in PRECISIONS:
+        raise InputError(f"few-shot expert: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     try:
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
@@ -166,9 +173,67 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
             trainer.st_trainer.args.batch_sampler = length_grouped_batches
         if on_step is not None:
             trainer.st_trainer.add_callback(_StepCallback(on_step))
-        trainer.train_embeddings(list(texts), labels)
+        with _autocast(precision, body):
+            trainer.train_embeddings(list(texts), labels)
     body.eval()
     return body
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def resolve_precision(precision: str, flags: set[str] | None = None) -> str:
+    """"auto" -> "bf16" where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), else "fp32".
+
+    `flags`: the CPU's feature flags (default: read from /proc/cpuinfo, without importing torch, since the
+    cost plan calls this). Where bfloat16 is only emulated it is slower than float32, so it is never the
+    automatic choice there.
+    """
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise InputError(f"few-shot expert: precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
+        return precision
+    flags = cpu_flags() if flags is None else flags
+    return "bf16" if flags & {"avx512_bf16", "amx_bf16"} else "fp32"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none: macOS, Windows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@contextlib.contextmanager
+def _autocast(precision: str, body):
+    """bfloat16 autocast for the transformer's layers only: pooling, normalisation and the loss stay float32.
+
+    Autocast over the whole step (the cosine loss in bfloat16 too) cost 0.09 accuracy on a trec tuning draw;
+    this way the encoder scored what float32 training gives (evals/results/bf16/NOTES.md)."""
+    if precision != "bf16":
+        yield
+        return
+    import torch
+
+    transformer = body[0]
+    plain = transformer.forward
+
+    def forward(features, *args, **kwargs):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = plain(features, *args, **kwargs)
+        return {key: value.float() if torch.is_tensor(value) and value.is_floating_point() else value
+                for key, value in out.items()}
+
+    transformer.forward = forward
+    try:
+        yield
+    finally:
+        del transformer.forward
 
 
 def _batch_loss(name: str, multi_label: bool):

@@ -72,11 +72,18 @@ class PipelineConfig(BaseModel):
     fewshot_iterations: int = 20
     fewshot_group_iterations: int = 10
     fewshot_max_steps: int | None = 500  # caps each fine-tune's steps, so many seeds cannot run for hours
+    # "auto": bfloat16 mixed precision where the CPU has it natively (fit/fewshot.resolve_precision), else fp32.
+    # Default: $LFAGENT_PRECISION, else "auto".
+    fewshot_precision: Literal["auto", "fp32", "bf16"] = Field(default_factory=lambda: default_precision())
 
     def fine_tune_options(self) -> dict:
         """What fit/fewshot_views.build_expert_views takes from the config (the views' cache key includes it)."""
-        return {"options": {"pair_iterations": self.fewshot_iterations, "max_steps": self.fewshot_max_steps},
-                "group_iterations": self.fewshot_group_iterations, "seed": self.seed}
+        from lfagent.fit.fewshot import resolve_precision
+
+        options = {"pair_iterations": self.fewshot_iterations, "max_steps": self.fewshot_max_steps}
+        if resolve_precision(self.fewshot_precision) == "bf16":  # fp32 keeps the cache keys made before bf16
+            options["precision"] = "bf16"
+        return {"options": options, "group_iterations": self.fewshot_group_iterations, "seed": self.seed}
 
 def default_expert() -> str:
     import os
@@ -86,6 +93,17 @@ def default_expert() -> str:
     value = os.environ.get("LFAGENT_EXPERT", "finetuned").strip() or "finetuned"
     if value not in ("finetuned", "frozen"):
         raise InputError(f"$LFAGENT_EXPERT is {value!r}; use finetuned or frozen")
+    return value
+
+
+def default_precision() -> str:
+    import os
+
+    from lfagent.errors import InputError
+
+    value = os.environ.get("LFAGENT_PRECISION", "auto").strip() or "auto"
+    if value not in ("auto", "fp32", "bf16"):
+        raise InputError(f"$LFAGENT_PRECISION is {value!r}; use auto, fp32 or bf16")
     return value
 
 
