@@ -2,7 +2,7 @@
 the test rows of the label model alone and of the join (decided at 0.5).
 
     python -m evals.experiments.keep_run goemotions 10 lfagent-expert-tenth OUT     # keeps OUT/run, OUT/task
-    python -m evals.experiments.multilabel_label_models OUT goemotions [--data-dir ../shared/data]
+    python -m evals.experiments.multilabel_label_models OUT/run goemotions [--data-dir ../shared/data]
 
 Ways: `plain` (what the run fitted: Dawid-Skene per class), `dev-accuracy` (per class, chosen on the seeds
 by accuracy, log-loss breaking ties: LabelModel's auto with dev labels), `dev-log-loss` (log-loss first),
@@ -13,13 +13,11 @@ with it scores. Vectors come from the shared embedding cache ($LFAGENT_CACHE) th
 """
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
-from evals.datasets import DEFAULT_DATA_DIR, load_dataset
+from evals.experiments.common import kept_run_args
 
 
 def micro_f1(pred: np.ndarray, Y: np.ndarray) -> float:
@@ -35,16 +33,11 @@ def main() -> None:
     from lfagent.fit.multilabel import MultiLabelModel, binary_view
     from lfagent.rundir.files import load_model
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kept", type=Path, help="keep_run's OUT_DIR (holds run/ and task/)")
-    parser.add_argument("dataset")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
-    args = parser.parse_args()
-    data = load_dataset(args.dataset, args.data_dir)
-    names, run = data.class_names, args.kept / "run"
+    args, data = kept_run_args(__doc__.splitlines()[0])
+    names, run, task = data.class_names, args.run_dir, args.run_dir.parent / "task"
     labeler = load_model(run).labeler
-    seeds = [json.loads(line) for line in (args.kept / "task" / "seeds.jsonl").read_text().splitlines()]
-    unlabeled = [json.loads(line) for line in (args.kept / "task" / "unlabeled.jsonl").read_text().splitlines()]
+    seeds = [json.loads(line) for line in (task / "seeds.jsonl").read_text().splitlines()]
+    unlabeled = [json.loads(line) for line in (task / "unlabeled.jsonl").read_text().splitlines()]
     Y_seed = np.array([[int(c in row["label"]) for c in names] for row in seeds])
     cache = default_cache_dir() / "embeddings.sqlite"
     frozen = Embedder(cache, embedder=labeler.embedder)

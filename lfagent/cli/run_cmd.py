@@ -113,11 +113,11 @@ def _expert_plan(args, task, seeds) -> str:
     if args.no_embeddings or config.expert != "finetuned":
         return ""
     folds = fold_indices(seeds.y, config.folds, config.seed, task.multi_label)
-    steps, cached = planned_steps(seeds.texts, seeds.y, multi_label=task.multi_label, folds=folds,
-                                  **config.fine_tune_options())
+    options = config.fine_tune_options()
+    steps, cached = planned_steps(seeds.texts, seeds.y, multi_label=task.multi_label, folds=folds, **options)
     if cached:
         return "embedding expert: fine-tuned on these seeds already (shared cache): no fine-tuning"
-    bf16 = config.fine_tune_options()["options"].get("precision") == "bf16"
+    bf16 = options["options"].get("precision") == "bf16"
     return (f"embedding expert: 3 fine-tunes of MiniLM on {len(seeds.texts)} seeds, {steps:,} optimiser steps "
             f"(about {0.75 if bf16 else 1} s each on 2 CPU cores for comment-length texts"
             f"{', bfloat16 mixed precision' if bf16 else ''}; --expert frozen skips them)")

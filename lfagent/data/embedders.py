@@ -16,6 +16,7 @@ the encoder a run used: a run and `generate` must use the same one.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -100,20 +101,30 @@ def _offline_env() -> None:
         os.environ.setdefault(var, value)
 
 
-def load_sentence_transformer(path: str | Path):
-    """A SentenceTransformer on CPU from a local folder, offline, without transformers' "Loading weights" bar
-    (lfagent draws its own progress)."""
-    _offline_env()
-    from sentence_transformers import SentenceTransformer
+@contextlib.contextmanager
+def no_transformers_bars():
+    """transformers' progress bars off, then back to how they were. Turned back on only if they were on:
+    turning them on while $HF_HUB_DISABLE_PROGRESS_BARS is set warns, and draws "Loading weights" bars at
+    every later model load."""
     from transformers.utils import logging as hf_logging
 
     was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        return SentenceTransformer(str(path), device="cpu")
+        yield
     finally:
         if was_on:
             hf_logging.enable_progress_bar()
+
+
+def load_sentence_transformer(path: str | Path):
+    """A SentenceTransformer on CPU from a local folder, offline, without transformers' "Loading weights" bar
+    (lfagent draws its own progress)."""
+    _offline_env()
+    from sentence_transformers import SentenceTransformer
+
+    with no_transformers_bars():
+        return SentenceTransformer(str(path), device="cpu")
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:

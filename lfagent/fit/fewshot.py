@@ -54,17 +54,10 @@ def encode(encoder, texts: list[str], batch_size: int = 64) -> np.ndarray:
 
 def save_encoder(encoder, folder: str | Path) -> None:
     """The encoder in sentence-transformers' format, without transformers' per-shard progress bar."""
-    from transformers.utils import logging as hf_logging
+    from lfagent.data.embedders import no_transformers_bars
 
-    # Restored only if it was on: turning it on while $HF_HUB_DISABLE_PROGRESS_BARS is set warns, and leaves
-    # transformers drawing "Loading weights" bars at every later model load.
-    was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with no_transformers_bars():
         encoder.save(str(folder))
-    finally:
-        if was_on:
-            hf_logging.enable_progress_bar()
 
 
 def _quiet_libraries() -> None:

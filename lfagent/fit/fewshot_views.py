@@ -3,7 +3,7 @@
 The expert (fit/expert.py's logistic regression) reads these vectors instead of frozen MiniLM's when the run
 fine-tunes (`PipelineConfig.expert = "finetuned"`, the default). Three fine-tunes, 1.5 times SetFit's own steps
 (its pairs grow with the seeds; the group encoders get half the pair iterations), in bfloat16 mixed precision
-where the CPU has it natively (`PipelineConfig.fewshot_precision`), which costs about half as much a step:
+where the CPU has it natively (`PipelineConfig.fewshot_precision`), about 30% less a step:
 
 - the seeds are split into two groups along the cross-fitting folds (fold f -> group f % 2), and an encoder
   is fine-tuned on each group; a fold's held-out seeds are embedded, and its expert trained, by the encoder of

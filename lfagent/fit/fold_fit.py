@@ -86,24 +86,22 @@ class PipelineConfig(BaseModel):
         return {"options": options, "group_iterations": self.fewshot_group_iterations, "seed": self.seed}
 
 def default_expert() -> str:
-    import os
-
-    from lfagent.errors import InputError
-
-    value = os.environ.get("LFAGENT_EXPERT", "finetuned").strip() or "finetuned"
-    if value not in ("finetuned", "frozen"):
-        raise InputError(f"$LFAGENT_EXPERT is {value!r}; use finetuned or frozen")
-    return value
+    return _env_choice("LFAGENT_EXPERT", ("finetuned", "frozen"))
 
 
 def default_precision() -> str:
+    return _env_choice("LFAGENT_PRECISION", ("auto", "fp32", "bf16"))
+
+
+def _env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """$name if set (blank: unset), else the first choice; any other value is an InputError naming it."""
     import os
 
     from lfagent.errors import InputError
 
-    value = os.environ.get("LFAGENT_PRECISION", "auto").strip() or "auto"
-    if value not in ("auto", "fp32", "bf16"):
-        raise InputError(f"$LFAGENT_PRECISION is {value!r}; use auto, fp32 or bf16")
+    value = os.environ.get(name, choices[0]).strip() or choices[0]
+    if value not in choices:
+        raise InputError(f"${name} is {value!r}; use {', '.join(choices[:-1])} or {choices[-1]}")
     return value
 
 
