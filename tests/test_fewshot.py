@@ -227,3 +227,32 @@ def test_the_precision_is_part_of_the_views_key_and_fp32_keys_are_those_from_bef
     fp32 = PipelineConfig(fewshot_precision="fp32").fine_tune_options()["options"]
     assert bf16["precision"] == "bf16" and "precision" not in fp32  # fp32 runs keep their cached fine-tunes
     assert views_key(TEXTS, Y, bf16) != views_key(TEXTS, Y, fp32)
+
+
+def test_an_encoder_redone_under_the_same_name_never_reads_the_old_ones_cached_vectors(tmp_path, monkeypatch):
+    import torch
+
+    from lfagent.data import embedders
+    from lfagent.data.embed import Embedder
+    from lfagent.fit.fewshot import encode, load_encoder, save_encoder
+
+    monkeypatch.setattr(embedders, "_loaded", {})
+    first = load_encoder()
+    save_encoder(first, tmp_path / "first")
+    second = load_encoder()
+    with torch.no_grad():  # another fine-tune's weights, as a changed recipe would give under the same key
+        for weight in second.parameters():
+            weight.mul_(1 + 0.1 * torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
+    save_encoder(second, tmp_path / "second")
+    name, db = "finetuned-0123456789ab", tmp_path / "emb.sqlite"
+    got = {}
+    for which in ("first", "second"):
+        embedder = Embedder(db, embedder=name, model_dir=tmp_path / which)
+        got[which] = embedder.encode(TEXTS[:4])
+        embedder.close()
+    assert not np.allclose(got["first"], got["second"], atol=1e-4)
+    np.testing.assert_allclose(got["second"], encode(second, TEXTS[:4]), atol=1e-5)
+    again = Embedder(db, embedder=name, model_dir=tmp_path / "first")  # and the first's stay cached
+    monkeypatch.setattr(embedders.FineTunedEncoder, "encode", lambda self, texts: pytest.fail("re-encoded"))
+    np.testing.assert_array_equal(again.encode(TEXTS[:4]), got["first"])
+    again.close()

@@ -17,6 +17,7 @@ the encoder a run used: a run and `generate` must use the same one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -127,6 +128,18 @@ def load_sentence_transformer(path: str | Path):
         return SentenceTransformer(str(path), device="cpu")
 
 
+def files_digest(folder: Path):
+    """sha256 over a model folder's weights, configuration and vocabulary files (top level)."""
+    digest = hashlib.sha256()
+    for file in sorted(Path(folder).iterdir()):
+        if file.is_file() and file.suffix in (".json", ".safetensors", ".bin", ".txt"):
+            digest.update(file.name.encode())
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest
+
+
 def _normalised(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -161,7 +174,12 @@ class MiniLMEncoder:
 
 
 class FineTunedEncoder(MiniLMEncoder):
-    """A sentence-transformers folder written by the few-shot expert; its name carries its fingerprint."""
+    """A sentence-transformers folder written by the few-shot expert.
+
+    Its name comes from the seeds and options it was trained with; its fingerprint, which keys its cached
+    vectors, from its weights: a fine-tune redone under the same name (another recipe, a nondeterministic
+    kernel) never reads the vectors of the one before.
+    """
 
     def __init__(self, path: str | Path, *, name: str, batch_size: int = 64):
         super().__init__(batch_size)
@@ -169,7 +187,11 @@ class FineTunedEncoder(MiniLMEncoder):
         if not (self.path / "modules.json").is_file():
             raise LFAgentError(f"{self.path}: the fine-tuned encoder {name!r} is missing (no modules.json); "
                                f"was the run directory copied without its expert/ folder?")
-        self.name = self.fingerprint = name
+        self.name = name
+
+    @functools.cached_property
+    def fingerprint(self) -> str:  # ~90 MB hashed once per process, about a tenth of a second
+        return files_digest(self.path).hexdigest()[:16]
 
     @property
     def dim(self) -> int:  # its base model's width (MiniLM's 384 unless the run fine-tuned another)
@@ -216,13 +238,7 @@ class StaticEncoder:
         return _normalised(out)
 
     def _key(self) -> str:
-        digest = hashlib.sha256()
-        for file in sorted(self.source.iterdir()):
-            if file.is_file() and file.suffix in (".json", ".safetensors", ".bin", ".txt"):
-                digest.update(file.name.encode())
-                with file.open("rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
+        digest = files_digest(self.source)
         digest.update(f"pca={self.pca_dims};sif={self.sif_coefficient};m2v={_model2vec().__version__}".encode())
         return digest.hexdigest()[:12]
 
