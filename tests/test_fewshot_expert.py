@@ -173,6 +173,26 @@ def test_train_writes_a_model_that_generate_and_python_label_with(run, tmp_path)
     assert cli_main(["train", str(run["run_dir"]), "--out", str(out), "--quiet"]) == 2  # no silent overwrite
 
 
+def test_train_fine_tunes_in_the_precision_asked_and_says_which(run, tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    from lfagent.fit.end_model import train_end_model
+    from lfagent.fit.fewshot import resolve_precision
+
+    weights = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        monkeypatch.setenv("LFAGENT_PRECISION", precision)  # how a user picks it, as for the run
+        assert train_end_model(run["run_dir"], out, steps=2, per_class=4).precision == precision
+        assert json.loads((out / "train.json").read_text())["precision"] == precision
+        weights[precision] = load_file(out / "expert" / "encoder" / "model.safetensors")
+    # Same seed, same pairs: only the arithmetic differs, so the fine-tuned weights do too.
+    assert any(not np.array_equal(weights["fp32"][k], weights["bf16"][k]) for k in weights["fp32"])
+    assert all(w.dtype == np.float32 for w in weights["bf16"].values())
+    monkeypatch.delenv("LFAGENT_PRECISION")
+    assert train_end_model(run["run_dir"], tmp_path / "auto", steps=1, per_class=2).precision == resolve_precision("auto")
+
+
 def test_train_refuses_a_run_without_silver_labels_naming_the_file(run, tmp_path, capsys):
     from lfagent.cli import main as cli_main
 

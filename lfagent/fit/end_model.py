@@ -39,6 +39,7 @@ class TrainSummary(BaseModel):
     steps: int | None
     seconds: float
     start: str  # which encoder the fine-tune started from
+    precision: str = "fp32"  # of the fine-tune (fit/fewshot.resolve_precision); the encoder computes in float32
 
 
 def confident_rows(probs: np.ndarray, multi_label: bool, per_class: int) -> np.ndarray:
@@ -87,19 +88,24 @@ def read_silver_probs(run_dir: Path, ids: list, class_names: list[str]) -> np.nd
 
 
 def train_end_model(run_dir: str | Path, out_dir: str | Path, *, steps: int | None = END_MODEL_STEPS,
-                    per_class: int = PER_CLASS, seed: int = 0, overwrite: bool = False,
+                    per_class: int = PER_CLASS, seed: int = 0, overwrite: bool = False, precision: str | None = None,
                     progress=None) -> TrainSummary:
-    """Fine-tune the run's encoder on its silver labels and write MODEL_DIR (see the module docstring)."""
+    """Fine-tune the run's encoder on its silver labels and write MODEL_DIR (see the module docstring).
+
+    `precision`: auto, fp32 or bf16, as for the run's expert (default: $LFAGENT_PRECISION, else auto).
+    """
     from lfagent.counting import counter
     from lfagent.data.dataset import load_seeds, load_unlabeled
     from lfagent.data.embed import model_path
     from lfagent.data.embedders import FINETUNED_PREFIX
-    from lfagent.fit.fewshot import encode, fine_tune_encoder, save_encoder
+    from lfagent.fit.fewshot import encode, fine_tune_encoder, resolve_precision, save_encoder
     from lfagent.fit.fewshot_views import encoder_dir
+    from lfagent.fit.fold_fit import default_precision
     from lfagent.fit.labeler import Labeler
     from lfagent.rundir.files import RunModel, load_model, write_json_atomic
 
     started = time.perf_counter()
+    precision = resolve_precision(precision or default_precision())
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if (out_dir / "model.json").exists() and not overwrite:
         raise InputError("an end model is already here; pass --overwrite to replace it", path=out_dir)
@@ -122,7 +128,7 @@ def train_end_model(run_dir: str | Path, out_dir: str | Path, *, steps: int | No
     y = (targets >= 0.5).astype(int) if labeler.multi_label else targets.argmax(axis=1)
     with counter(progress, "fine-tuning on the silver labels", 1, unit="fine-tunes") as count:
         encoder = fine_tune_encoder(texts, y, multi_label=labeler.multi_label, seed=seed, base_model=start,
-                                    max_steps=steps)
+                                    max_steps=steps, precision=precision)
         count.advance()
     every = list(seeds.texts) + list(unlabeled.texts)
     with counter(progress, "embedding for the head", len(every)) as count:
@@ -140,7 +146,8 @@ def train_end_model(run_dir: str | Path, out_dir: str | Path, *, steps: int | No
         uses_embeddings=True).model_dump_json()))
     summary = TrainSummary(model_dir=str(out_dir), rows=len(unlabeled), seeds=len(seeds),
                            contrastive_texts=len(texts), steps=steps, seconds=time.perf_counter() - started,
-                           start="run's fine-tuned expert" if labeler.expert_embedder else "bundled MiniLM")
+                           start="run's fine-tuned expert" if labeler.expert_embedder else "bundled MiniLM",
+                           precision=precision)
     write_json_atomic(out_dir / "train.json", summary.model_dump())
     return summary
 
