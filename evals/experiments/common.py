@@ -43,6 +43,22 @@ def encoder_score(encoder, texts: list[str], y: np.ndarray, data: BenchData, see
                              positive_class=data.positive_class)["score"]
 
 
+def tuning_draw_args(parser: argparse.ArgumentParser, datasets: str, draws: str,
+                     argv: list[str] | None = None) -> argparse.Namespace:
+    """`--datasets` and `--draws` (comma-separated) added to `parser`, then parsed."""
+    parser.add_argument("--datasets", default=datasets)
+    parser.add_argument("--draws", default=draws, help="comma-separated seeds of draws (tuning draws: 10 and up)")
+    return parser.parse_args(argv)
+
+
+def tuning_draws(args: argparse.Namespace):
+    """(dataset, draw seed) for every dataset and draw `tuning_draw_args` parsed."""
+    for name in args.datasets.split(","):
+        data = load_dataset(name)
+        for seed in map(int, args.draws.split(",")):
+            yield data, seed
+
+
 def kept_run_args(description: str) -> tuple[argparse.Namespace, BenchData]:
     """`RUN_DIR DATASET [--data-dir]`, the arguments of the scripts that look into a kept run, and the dataset."""
     parser = argparse.ArgumentParser(description=description)

@@ -17,8 +17,7 @@ import time
 
 import numpy as np
 
-from evals.datasets import load_dataset
-from evals.experiments.common import encoder_score, seed_rows
+from evals.experiments.common import encoder_score, seed_rows, tuning_draw_args, tuning_draws
 
 
 def soup(a, b):
@@ -33,31 +32,27 @@ def main(argv: list[str] | None = None) -> int:
     from lfagent.fit.fewshot import fine_tune_encoder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="trec,sms,youtube")
-    parser.add_argument("--draws", default="10,11")
     parser.add_argument("--configs", default="full-250,full-125,soup-250")
-    args = parser.parse_args(argv)
+    args = tuning_draw_args(parser, "trec,sms,youtube", "10,11", argv)
     configs = args.configs.split(",")
     print("| dataset | draw | " + " | ".join(configs) + " |\n|---|---|" + "---|" * len(configs), flush=True)
-    for name in args.datasets.split(","):
-        data = load_dataset(name)
-        for seed in map(int, args.draws.split(",")):
-            texts, y = seed_rows(data, seed)
-            half = np.arange(len(texts)) % 2
-            cells = []
-            for config in configs:
-                kind, steps = config.split("-")
-                steps = int(steps)
-                start = time.time()
-                if kind == "full":
-                    encoder = fine_tune_encoder(texts, y, multi_label=data.multi_label, seed=seed, max_steps=steps)
-                else:
-                    parts = [fine_tune_encoder([texts[i] for i in np.flatnonzero(half == g)], y[half == g],
-                                               multi_label=data.multi_label, seed=seed + 1 + g,
-                                               max_steps=steps // 2) for g in (0, 1)]
-                    encoder = soup(*parts)
-                cells.append(f"{encoder_score(encoder, texts, y, data, seed):.3f} ({time.time() - start:.0f} s)")
-            print(f"| {name} | {seed} | " + " | ".join(cells) + " |", flush=True)
+    for data, seed in tuning_draws(args):
+        texts, y = seed_rows(data, seed)
+        half = np.arange(len(texts)) % 2
+        cells = []
+        for config in configs:
+            kind, steps = config.split("-")
+            steps = int(steps)
+            start = time.time()
+            if kind == "full":
+                encoder = fine_tune_encoder(texts, y, multi_label=data.multi_label, seed=seed, max_steps=steps)
+            else:
+                parts = [fine_tune_encoder([texts[i] for i in np.flatnonzero(half == g)], y[half == g],
+                                           multi_label=data.multi_label, seed=seed + 1 + g,
+                                           max_steps=steps // 2) for g in (0, 1)]
+                encoder = soup(*parts)
+            cells.append(f"{encoder_score(encoder, texts, y, data, seed):.3f} ({time.time() - start:.0f} s)")
+        print(f"| {data.name} | {seed} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 

@@ -16,8 +16,7 @@ import argparse
 import contextlib
 import time
 
-from evals.datasets import load_dataset
-from evals.experiments.common import encoder_score, seed_rows
+from evals.experiments.common import encoder_score, seed_rows, tuning_draw_args, tuning_draws
 
 CONFIGS = ("fp32", "bf16", "bf16-step")
 
@@ -44,26 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     from lfagent.fit.fewshot import fine_tune_encoder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="trec")
-    parser.add_argument("--draws", default="10")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--configs", default=",".join(CONFIGS))
-    args = parser.parse_args(argv)
+    args = tuning_draw_args(parser, "trec", "10", argv)
     configs = args.configs.split(",")
     print("| dataset | draw | steps | " + " | ".join(configs) + " |\n|---|---|---|" + "---|" * len(configs), flush=True)
-    for name in args.datasets.split(","):
-        data = load_dataset(name)
-        for seed in map(int, args.draws.split(",")):
-            texts, y = seed_rows(data, seed)
-            cells = []
-            for config in configs:
-                start = time.time()
-                with whole_step_autocast() if config == "bf16-step" else contextlib.nullcontext():
-                    encoder = fine_tune_encoder(texts, y, multi_label=data.multi_label, seed=seed,
-                                                max_steps=args.steps or None,
-                                                precision="fp32" if config == "bf16-step" else config)
-                cells.append(f"{encoder_score(encoder, texts, y, data, seed):.3f} ({time.time() - start:.0f} s)")
-            print(f"| {name} | {seed} | {args.steps or 'recipe'} | " + " | ".join(cells) + " |", flush=True)
+    for data, seed in tuning_draws(args):
+        texts, y = seed_rows(data, seed)
+        cells = []
+        for config in configs:
+            start = time.time()
+            with whole_step_autocast() if config == "bf16-step" else contextlib.nullcontext():
+                encoder = fine_tune_encoder(texts, y, multi_label=data.multi_label, seed=seed,
+                                            max_steps=args.steps or None,
+                                            precision="fp32" if config == "bf16-step" else config)
+            cells.append(f"{encoder_score(encoder, texts, y, data, seed):.3f} ({time.time() - start:.0f} s)")
+        print(f"| {data.name} | {seed} | {args.steps or 'recipe'} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 
