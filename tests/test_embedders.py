@@ -84,6 +84,17 @@ def test_static_encoder_is_deterministic_and_built_once_per_settings(tiny_source
     assert sorted(p.name.split("-")[2] for p in (tmp_path / "embedders").iterdir()) == ["4", "8"]
 
 
+def test_distilling_draws_no_bar_even_where_tqdm_is_already_imported(tiny_source, tmp_path, capfd):
+    import tqdm  # as in any run: transformers and datasets import it first
+
+    assert tqdm.__version__ and StaticEncoder(tiny_source, pca_dims=8, cache_dir=tmp_path).built_now
+    assert "Encoding tokens" not in capfd.readouterr().err
+    from model2vec.distill import inference
+    from tqdm import tqdm as plain
+
+    assert inference.tqdm is plain  # put back for anyone else
+
+
 def test_a_changed_source_builds_a_new_model(tiny_source, tmp_path):
     import shutil
 

@@ -259,11 +259,10 @@ class StaticEncoder:
         # Build beside the final folder and rename: a second process building at the same time cannot
         # leave a half-written model behind, and the loser of the race just drops its copy.
         tmp = Path(tempfile.mkdtemp(prefix=self.path.name + ".", dir=self.path.parent))
-        quiet = os.environ.get("TQDM_DISABLE")
-        os.environ["TQDM_DISABLE"] = "1"  # model2vec's per-token progress bar
         try:
-            model = distill(str(self.source), pca_dims=self.pca_dims, sif_coefficient=self.sif_coefficient,
-                            device="cpu", quantize_to="float32")
+            with _no_distill_bar():
+                model = distill(str(self.source), pca_dims=self.pca_dims, sif_coefficient=self.sif_coefficient,
+                                device="cpu", quantize_to="float32")
             model.save_pretrained(str(tmp))
             try:
                 os.rename(tmp, self.path)
@@ -272,8 +271,23 @@ class StaticEncoder:
                 if not (self.path / "config.json").is_file():
                     raise
         finally:
-            os.environ.pop("TQDM_DISABLE") if quiet is None else os.environ.update(TQDM_DISABLE=quiet)
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _no_distill_bar():
+    """model2vec's "Encoding tokens" bar off. $TQDM_DISABLE cannot do it: tqdm reads it once, at import."""
+    import functools
+
+    from model2vec.distill import inference
+    from tqdm import tqdm
+
+    drawn = inference.tqdm
+    inference.tqdm = functools.partial(tqdm, disable=True)
+    try:
+        yield
+    finally:
+        inference.tqdm = drawn
 
 
 def _model2vec():
