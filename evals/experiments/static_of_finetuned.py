@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             taught = head_proba(teacher, encode(tuned, pool))
             taught = (taught >= 0.5).astype(int) if data.multi_label else taught.argmax(axis=1)
             tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(pool)
-            both = [hstack([tfidf.transform(t), csr_matrix(of_tuned.encode(t))]).tocsr() for t in (pool, data.test.texts)]
+            both = [hstack([tfidf.transform(t), csr_matrix(of_tuned.encode(t))]).tocsr()
+                    for t in (pool, data.test.texts)]
             cells = [score(encode(tuned, texts), encode(tuned, data.test.texts)),
                      score(of_tuned.encode(texts), of_tuned.encode(data.test.texts)),
                      score(of_tuned.encode(pool), of_tuned.encode(data.test.texts), taught),

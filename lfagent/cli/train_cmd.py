@@ -34,7 +34,8 @@ def main(args: argparse.Namespace) -> int:
     require("setfit", extra="embed", feature="lfagent train")
     summary = train_end_model(args.run_dir, args.out, steps=args.steps, per_class=args.per_class, seed=args.seed,
                               overwrite=args.overwrite, progress=Progress(False if args.quiet else None))
+    bf16 = ", bfloat16 mixed precision" if summary.precision == "bf16" else ""
     print(f"wrote {summary.model_dir}: encoder fine-tuned from the {summary.start} on {summary.contrastive_texts} "
-          f"texts ({summary.steps} steps{', bfloat16 mixed precision' if summary.precision == 'bf16' else ''}), head on {summary.rows:,} silver rows + {summary.seeds} seeds, "
+          f"texts ({summary.steps} steps{bf16}), head on {summary.rows:,} silver rows + {summary.seeds} seeds, "
           f"{summary.seconds:.0f} s\nlabel new records: lfagent generate {summary.model_dir} --input FILE --out OUT.jsonl")
     return 0

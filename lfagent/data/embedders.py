@@ -277,8 +277,6 @@ class StaticEncoder:
 @contextlib.contextmanager
 def _no_distill_bar():
     """model2vec's "Encoding tokens" bar off. $TQDM_DISABLE cannot do it: tqdm reads it once, at import."""
-    import functools
-
     from model2vec.distill import inference
     from tqdm import tqdm
 
