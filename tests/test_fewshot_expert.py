@@ -190,7 +190,8 @@ def test_train_fine_tunes_in_the_precision_asked_and_says_which(run, tmp_path, m
     assert any(not np.array_equal(weights["fp32"][k], weights["bf16"][k]) for k in weights["fp32"])
     assert all(w.dtype == np.float32 for w in weights["bf16"].values())
     monkeypatch.delenv("LFAGENT_PRECISION")
-    assert train_end_model(run["run_dir"], tmp_path / "auto", steps=1, per_class=2).precision == resolve_precision("auto")
+    auto = train_end_model(run["run_dir"], tmp_path / "auto", steps=1, per_class=2)
+    assert auto.precision == resolve_precision("auto")
 
 
 def test_train_refuses_a_run_without_silver_labels_naming_the_file(run, tmp_path, capsys):

@@ -59,9 +59,11 @@ def tuning_draws(args: argparse.Namespace):
             yield data, seed
 
 
-def kept_run_args(description: str) -> tuple[argparse.Namespace, BenchData]:
-    """`RUN_DIR DATASET [--data-dir]`, the arguments of the scripts that look into a kept run, and the dataset."""
-    parser = argparse.ArgumentParser(description=description)
+def kept_run_args(description: str,
+                  parser: argparse.ArgumentParser | None = None) -> tuple[argparse.Namespace, BenchData]:
+    """`RUN_DIR DATASET [--data-dir]`, the arguments of the scripts that look into a kept run, and the dataset.
+    `parser`: one holding a script's own options already (its description is then its own)."""
+    parser = parser or argparse.ArgumentParser(description=description)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("dataset")
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)

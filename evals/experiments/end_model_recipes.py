@@ -11,6 +11,7 @@ in the benchmark), beside the run's silver labels.
 """
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -22,16 +23,11 @@ from evals.metrics import prediction_scores
 
 
 def main() -> int:
-    import sys
-
-    options = {"--recipes": "head,250:32", "--seed": "0"}
-    for flag in options:  # kept_run_args owns the positional arguments
-        if flag in sys.argv:
-            at = sys.argv.index(flag)
-            options[flag] = sys.argv[at + 1]
-            del sys.argv[at:at + 2]
-    recipes, draw = options["--recipes"], int(options["--seed"])
-    args, data = kept_run_args(__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", default="head,250:32")
+    parser.add_argument("--seed", type=int, default=0, help="train's seed (the benchmark passes the draw)")
+    args, data = kept_run_args(parser.description, parser)
+    recipes, draw = args.recipes, args.seed
     print(f"| recipe | {data.name} test score | s |\n|---|---|---|\n| silver labels | "
           f"{silver_score(args.run_dir, data):.3f} | |", flush=True)
     for recipe in recipes.split(","):
@@ -54,19 +50,15 @@ def retrained(run_dir: Path, data, recipe: str, seed: int) -> np.ndarray:
 
 def head_only(run_dir: Path, data) -> np.ndarray:
     """The confidence-weighted head on the run's expert encoder, no second fine-tune."""
-    from lfagent.data.dataset import load_seeds, load_unlabeled
-    from lfagent.fit.end_model import fit_weighted_head, read_silver_probs
+    from lfagent.fit.end_model import fit_weighted_head, silver_targets
     from lfagent.fit.expert import expert_proba
     from lfagent.fit.fewshot import encode, load_encoder
     from lfagent.fit.fewshot_views import encoder_dir
     from lfagent.rundir.files import load_model
 
     model = load_model(run_dir)
-    labeler, task = model.labeler, model.task_spec()
-    unlabeled, seeds = load_unlabeled(task), load_seeds(task)
-    probs = read_silver_probs(Path(run_dir), list(unlabeled.ids), labeler.class_names)
-    seed_probs = (np.asarray(seeds.y, dtype=float) if labeler.multi_label
-                  else np.eye(labeler.k)[np.asarray(seeds.y, dtype=int)])
+    labeler = model.labeler
+    seeds, unlabeled, seed_probs, probs = silver_targets(Path(run_dir), model)
     encoder = load_encoder(encoder_dir(run_dir))
     head = fit_weighted_head(encode(encoder, list(seeds.texts) + list(unlabeled.texts)),
                              np.vstack([seed_probs, probs]), labeler.multi_label, seed=0)

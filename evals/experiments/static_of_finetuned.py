@@ -69,27 +69,28 @@ def main(argv: list[str] | None = None) -> int:
                                          positive_class=data.positive_class)["score"]
 
             def score(seed_vectors, test_vectors, labels=y):
-                head = fit_head(seed_vectors, labels, multi_label=data.multi_label, k=data.k, seed=seed)
+                head = fit_head(seed_vectors, labels, multi_label=False, k=data.k, seed=seed)
                 return prediction_scores(head_proba(head, test_vectors), np.asarray(data.test.y),
-                                         multi_label=data.multi_label, positive_class=data.positive_class)["score"]
+                                         multi_label=False, positive_class=data.positive_class)["score"]
 
-            tuned = fine_tune_encoder(texts, y, multi_label=data.multi_label, seed=0, **options)
+            tuned = fine_tune_encoder(texts, y, multi_label=False, seed=0, **options)
             folder = Path(tmp) / f"{data.name}-{seed}"
             save_encoder(tuned, folder)
             of_tuned = StaticEncoder(folder, pca_dims=256, cache_dir=tmp)
-            teacher = fit_head(encode(tuned, texts), y, multi_label=data.multi_label, k=data.k, seed=seed)
-            taught = head_proba(teacher, encode(tuned, pool))
-            taught = (taught >= 0.5).astype(int) if data.multi_label else taught.argmax(axis=1)
+            tuned_seeds, tuned_test = encode(tuned, texts), encode(tuned, data.test.texts)
+            teacher = fit_head(tuned_seeds, y, multi_label=False, k=data.k, seed=seed)
+            taught = head_proba(teacher, encode(tuned, pool)).argmax(axis=1)
+            static_pool, static_test = of_tuned.encode(pool), of_tuned.encode(data.test.texts)
             tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(pool)
-            both = [hstack([tfidf.transform(t), csr_matrix(of_tuned.encode(t))]).tocsr()
-                    for t in (pool, data.test.texts)]
-            cells = [score(encode(tuned, texts), encode(tuned, data.test.texts)),
-                     score(of_tuned.encode(texts), of_tuned.encode(data.test.texts)),
-                     score(of_tuned.encode(pool), of_tuned.encode(data.test.texts), taught),
+            tfidf_pool, tfidf_test = tfidf.transform(pool), tfidf.transform(data.test.texts)
+            cells = [score(tuned_seeds, tuned_test),
+                     score(of_tuned.encode(texts), static_test),
+                     score(static_pool, static_test, taught),
                      score(static.encode(texts), static.encode(data.test.texts)),
                      score(encode(frozen, texts), encode(frozen, data.test.texts)),
-                     student(tfidf.transform(pool), taught, tfidf.transform(data.test.texts)),
-                     student(both[0], taught, both[1])]
+                     student(tfidf_pool, taught, tfidf_test),
+                     student(hstack([tfidf_pool, csr_matrix(static_pool)]).tocsr(), taught,
+                             hstack([tfidf_test, csr_matrix(static_test)]).tocsr())]
             print(f"| {data.name} | {seed} | " + " | ".join(f"{c:.3f}" for c in cells) + " |", flush=True)
     return 0
 

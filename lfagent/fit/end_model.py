@@ -87,6 +87,20 @@ def read_silver_probs(run_dir: Path, ids: list, class_names: list[str]) -> np.nd
     return np.asarray([by_id[str(i)] for i in ids], dtype=float)
 
 
+def silver_targets(run_dir: Path, model) -> tuple:
+    """(seeds, unlabeled records, seed targets, silver probabilities): what an end model learns from.
+    Seed targets are one-hot (single-label) or the label sets (multi-label); silver rows follow the
+    unlabeled file's order."""
+    from lfagent.data.dataset import load_seeds, load_unlabeled
+
+    labeler, task = model.labeler, model.task_spec()
+    unlabeled, seeds = load_unlabeled(task), load_seeds(task)
+    probs = read_silver_probs(run_dir, list(unlabeled.ids), labeler.class_names)
+    seed_probs = (np.asarray(seeds.y, dtype=float) if labeler.multi_label
+                  else np.eye(labeler.k)[np.asarray(seeds.y, dtype=int)])
+    return seeds, unlabeled, seed_probs, probs
+
+
 def train_end_model(run_dir: str | Path, out_dir: str | Path, *, steps: int | None = END_MODEL_STEPS,
                     per_class: int = PER_CLASS, seed: int = 0, overwrite: bool = False, precision: str | None = None,
                     progress=None) -> TrainSummary:
@@ -95,7 +109,6 @@ def train_end_model(run_dir: str | Path, out_dir: str | Path, *, steps: int | No
     `precision`: auto, fp32 or bf16, as for the run's expert (default: $LFAGENT_PRECISION, else auto).
     """
     from lfagent.counting import counter
-    from lfagent.data.dataset import load_seeds, load_unlabeled
     from lfagent.data.embed import model_path
     from lfagent.data.embedders import FINETUNED_PREFIX
     from lfagent.fit.fewshot import encode, fine_tune_encoder, resolve_precision, save_encoder
@@ -113,12 +126,7 @@ def train_end_model(run_dir: str | Path, out_dir: str | Path, *, steps: int | No
         raise InputError("--out must be a new folder, not the run directory", path=out_dir)
     model = load_model(run_dir)
     labeler = model.labeler
-    task = model.task_spec()
-    unlabeled, seeds = load_unlabeled(task), load_seeds(task)
-    probs = read_silver_probs(run_dir, list(unlabeled.ids), labeler.class_names)
-    k = labeler.k
-    seed_probs = (np.asarray(seeds.y, dtype=float) if labeler.multi_label
-                  else np.eye(k)[np.asarray(seeds.y, dtype=int)])
+    seeds, unlabeled, seed_probs, probs = silver_targets(run_dir, model)
     start = encoder_dir(run_dir) if labeler.expert_embedder else model_path()
     if labeler.expert_embedder and not (start / "modules.json").is_file():
         raise InputError("the run's fine-tuned encoder is missing (expert/encoder/)", path=start)
