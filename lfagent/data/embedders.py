@@ -190,7 +190,7 @@ class FineTunedEncoder(MiniLMEncoder):
         self.name = name
 
     @functools.cached_property
-    def fingerprint(self) -> str:  # ~90 MB hashed once per process, about a tenth of a second
+    def fingerprint(self) -> str:  # the ~90 MB of weights are read once per process, not per batch
         return files_digest(self.path).hexdigest()[:16]
 
     @property
