@@ -19,12 +19,17 @@ def draw_context(data: BenchData, seed: int, embed=None) -> DrawContext:
     return DrawContext(data=data, draw=draw, embed=embed or make_embedder())
 
 
+def score_on_test(probs: np.ndarray, data: BenchData, decisions: np.ndarray | None = None) -> float:
+    """The benchmark's headline score of probabilities over the test rows (multi-label: `decisions` if given)."""
+    return prediction_scores(probs, np.asarray(data.test.y), multi_label=data.multi_label,
+                             positive_class=data.positive_class, decisions=decisions)["score"]
+
+
 def silver_score(run_dir: Path, data: BenchData) -> float:
     """The benchmark's headline score of a run's silver labels on the test rows."""
     silver = read_silver(Path(run_dir) / "silver.jsonl", data.class_names)
     probs, _, decisions = _lookup(silver, data.test.ids)
-    return prediction_scores(probs, np.asarray(data.test.y), multi_label=data.multi_label,
-                             positive_class=data.positive_class, decisions=decisions)["score"]
+    return score_on_test(probs, data, decisions)
 
 
 def seed_rows(data: BenchData, seed: int) -> tuple[list[str], np.ndarray]:
@@ -38,9 +43,7 @@ def encoder_score(encoder, texts: list[str], y: np.ndarray, data: BenchData, see
     from lfagent.fit.fewshot import encode, fit_head, head_proba
 
     head = fit_head(encode(encoder, texts), y, multi_label=data.multi_label, k=data.k, seed=seed)
-    probs = head_proba(head, encode(encoder, data.test.texts))
-    return prediction_scores(probs, np.asarray(data.test.y), multi_label=data.multi_label,
-                             positive_class=data.positive_class)["score"]
+    return score_on_test(head_proba(head, encode(encoder, data.test.texts)), data)
 
 
 def tuning_draw_args(parser: argparse.ArgumentParser, datasets: str, draws: str,
@@ -59,11 +62,10 @@ def tuning_draws(args: argparse.Namespace):
             yield data, seed
 
 
-def kept_run_args(description: str,
-                  parser: argparse.ArgumentParser | None = None) -> tuple[argparse.Namespace, BenchData]:
+def kept_run_args(about: str | argparse.ArgumentParser) -> tuple[argparse.Namespace, BenchData]:
     """`RUN_DIR DATASET [--data-dir]`, the arguments of the scripts that look into a kept run, and the dataset.
-    `parser`: one holding a script's own options already (its description is then its own)."""
-    parser = parser or argparse.ArgumentParser(description=description)
+    `about`: the script's description, or a parser already holding the script's own options."""
+    parser = about if isinstance(about, argparse.ArgumentParser) else argparse.ArgumentParser(description=about)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("dataset")
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)

@@ -11,9 +11,9 @@ import numpy as np
 
 from evals.bench import make_embedder
 from evals.datasets import load_dataset
-from evals.experiments.common import draw_context
+from evals.experiments.common import draw_context, score_on_test
 from evals.logreg import fit_predict_logreg
-from evals.metrics import hard_labels, prediction_scores
+from evals.metrics import hard_labels
 from evals.systems import run_system
 
 
@@ -29,9 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         test_emb = embed(data.test.texts)
 
         def score(X, y, seed):
-            probs = fit_predict_logreg(X, y, test_emb, k=data.k, multi_label=data.multi_label, seed=seed)
-            return prediction_scores(probs, data.test.y, multi_label=data.multi_label,
-                                     positive_class=data.positive_class)["score"]
+            return score_on_test(fit_predict_logreg(X, y, test_emb, k=data.k, multi_label=data.multi_label,
+                                                 seed=seed), data)
 
         rows = []
         for seed in range(args.draws):
@@ -41,11 +40,9 @@ def main(argv: list[str] | None = None) -> int:
             X = embed(ctx.train_texts(ctx.draw.extra_rows))
             covered = out.train_covered
             lr = run_system("lr-seeds", ctx)
-            rows.append([prediction_scores(out.test_probs, data.test.y, multi_label=data.multi_label,
-                                           positive_class=data.positive_class, decisions=out.test_decisions)["score"],
+            rows.append([score_on_test(out.test_probs, data, out.test_decisions),
                          score(X[covered], silver[covered], seed), score(X, silver, seed),
-                         prediction_scores(lr.test_probs, data.test.y, multi_label=data.multi_label,
-                                           positive_class=data.positive_class)["score"]])
+                         score_on_test(lr.test_probs, data)])
         mean = np.mean(rows, axis=0)
         print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in mean) + " |", flush=True)
     return 0

@@ -18,23 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.experiments.common import kept_run_args, silver_score
-from evals.metrics import prediction_scores
+from evals.experiments.common import kept_run_args, silver_score, score_on_test
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", default="head,250:32")
     parser.add_argument("--seed", type=int, default=0, help="train's seed (the benchmark passes the draw)")
-    args, data = kept_run_args(parser.description, parser)
+    args, data = kept_run_args(parser)
     recipes, draw = args.recipes, args.seed
     print(f"| recipe | {data.name} test score | s |\n|---|---|---|\n| silver labels | "
           f"{silver_score(args.run_dir, data):.3f} | |", flush=True)
     for recipe in recipes.split(","):
         start = time.time()
         probs = head_only(args.run_dir, data) if recipe == "head" else retrained(args.run_dir, data, recipe, draw)
-        score = prediction_scores(probs, np.asarray(data.test.y), multi_label=data.multi_label,
-                                  positive_class=data.positive_class)["score"]
+        score = score_on_test(probs, data)
         print(f"| {recipe} | {score:.3f} | {time.time() - start:.0f} |", flush=True)
     return 0
 

@@ -15,8 +15,7 @@ import numpy as np
 from evals import logreg
 from evals.bench import make_embedder
 from evals.datasets import load_dataset
-from evals.experiments.common import draw_context
-from evals.metrics import prediction_scores
+from evals.experiments.common import draw_context, score_on_test
 from evals.systems import run_system
 
 VARIANTS = ("hard, covered rows", "hard, all rows", "soft, balanced", "soft, unbalanced", "hard x confidence")
@@ -105,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             for system in scores:
                 out = run_system(system, ctx)
                 P = out.train_probs / out.train_probs.sum(axis=1, keepdims=True)
-                scores[system].append([prediction_scores(p, data.test.y, multi_label=False,
-                                                         positive_class=data.positive_class)["score"]
-                                       for p in variants(X, P, out.train_covered, test_emb, data.k, seed)])
+                scores[system].append([score_on_test(p, data) for p in variants(X, P, out.train_covered, test_emb, data.k, seed)])
         for system, rows in scores.items():
             print(f"| {name} | {system} | " + " | ".join(f"{v:.3f}" for v in np.mean(rows, axis=0)) + " |", flush=True)
     return 0

@@ -21,8 +21,7 @@ import numpy as np
 
 from evals.bench import make_embedder
 from evals.datasets import load_dataset
-from evals.experiments.common import draw_context
-from evals.metrics import prediction_scores
+from evals.experiments.common import draw_context, score_on_test
 from evals.systems import run_system, write_task_dir
 
 COLUMNS = ["silver", "raw product", "join none", "expert alone", "coverage", "join weight"]
@@ -65,14 +64,12 @@ def main(argv: list[str] | None = None) -> int:
                 with Session(task, Path(tmp) / "run", config=PipelineConfig(seed=seed)) as session:
                     session.fit()
                     got = variants(session)
-            score = {key: prediction_scores(probs[:n_test], np.asarray(data.test.y), multi_label=data.multi_label,
-                                            positive_class=data.positive_class)["score"]
-                     for key, probs in got.items() if key not in ("covered", "weight")}
+            score = {key: score_on_test(probs[:n_test], data) for key, probs in got.items() if key not in ("covered", "weight")}
             cells = [f"{score[c]:.3f}" for c in COLUMNS[:-2]] + [f"{got['covered'][:n_test].mean():.2f}",
                                                                  f"{got['weight']:g}"]
             if not args.no_setfit:
                 out = run_system("setfit-seeds", ctx)
-                cells.append(f"{prediction_scores(out.test_probs, np.asarray(data.test.y), multi_label=data.multi_label, positive_class=data.positive_class)['score']:.3f}")
+                cells.append(f"{score_on_test(out.test_probs, data):.3f}")
             print(f"| {name} | {seed} | " + " | ".join(cells) + " |", flush=True)
     return 0
 

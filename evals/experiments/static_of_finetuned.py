@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from evals.datasets import make_draw
-from evals.experiments.common import tuning_draw_args, tuning_draws
-from evals.metrics import prediction_scores
+from evals.experiments.common import score_on_test, tuning_draw_args, tuning_draws
 
 COLUMNS = ("tuned", "static-of-tuned", "static-of-tuned, student", "static", "frozen", "tf-idf student",
            "static + tf-idf student")
@@ -65,13 +64,11 @@ def main(argv: list[str] | None = None) -> int:
                 probs = model.fit(X, labels).predict_proba(X_test)
                 full = np.zeros((X_test.shape[0], data.k))
                 full[:, model.classes_] = probs  # a class the teacher never chose gets probability 0
-                return prediction_scores(full, np.asarray(data.test.y), multi_label=False,
-                                         positive_class=data.positive_class)["score"]
+                return score_on_test(full, data)
 
             def score(seed_vectors, test_vectors, labels=y):
                 head = fit_head(seed_vectors, labels, multi_label=False, k=data.k, seed=seed)
-                return prediction_scores(head_proba(head, test_vectors), np.asarray(data.test.y),
-                                         multi_label=False, positive_class=data.positive_class)["score"]
+                return score_on_test(head_proba(head, test_vectors), data)
 
             tuned = fine_tune_encoder(texts, y, multi_label=False, seed=0, **options)
             folder = Path(tmp) / f"{data.name}-{seed}"
