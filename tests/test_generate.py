@@ -161,6 +161,20 @@ def test_engine_never_holds_the_corpus(run_dir, workers):
     assert live["peak"] <= (2 * workers + 3) * size < n_batches * size / 10
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: torch starts one thread anyway")
+def test_a_pool_worker_that_loads_torch_runs_it_on_one_thread():
+    # N workers share the cores; a worker imports torch only when it first loads a transformer encoder,
+    # after its thread caps are set, and torch would otherwise start a thread per core in every worker.
+    code = ("from lfagent.generate.engines.local import _init_worker\n"
+            "_init_worker(None, None, 'jsonl')\n"
+            "import torch\n"
+            "print(torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1"]
+
+
 def test_resume_truncates_partial_data_and_skips_committed_batches(run_dir, tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", synthetic_comments(1000, seed=5))
     out = tmp_path / "o.jsonl"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +52,20 @@ class LabelJob:
         embed_expert = None if expert is None else _counted(expert, progress)
         return label_batch(model, batch, votes=self.votes, pool=pool, embed=embed, embed_expert=embed_expert,
                            code_votes=code_votes)
+
+
+def one_thread_per_process():
+    """Cap this worker process at one thread (BLAS, OpenMP, torch): N workers share the cores, and small
+    dense algebra is faster on one thread. Returns threadpoolctl's limits (keep it alive for their life).
+
+    threadpoolctl caps only libraries already loaded, and torch is imported later, when a worker first
+    loads a transformer encoder: torch takes its thread count from $OMP_NUM_THREADS at import."""
+    from threadpoolctl import threadpool_limits
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:  # a forked worker whose parent had imported it
+        sys.modules["torch"].set_num_threads(1)
+    return threadpool_limits(1)
 
 
 def release() -> None:

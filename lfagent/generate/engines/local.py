@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from lfagent.sandbox.apply import apply_lfs
-from lfagent.generate.job import LabelJob, release
+from lfagent.generate.job import LabelJob, one_thread_per_process, release
 from lfagent.generate.shards import Shard, read_shard
 from lfagent.generate.stream import Batch, BatchKey
 from lfagent.generate.writer import encode
@@ -108,9 +108,7 @@ def _code_votes(job: LabelJob, batch: Batch, pool) -> np.ndarray:
 
 
 def _init_worker(job: LabelJob, task: TaskSpec | None, fmt: str) -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)  # N processes share the cores; small dense algebra is faster on one thread
+    one_thread_per_process()
     _worker.update(job=job, task=task, fmt=fmt)
     # A pool worker leaves through os._exit, past atexit: close its cache connections on the way out.
     multiprocessing.util.Finalize(None, release, exitpriority=10)

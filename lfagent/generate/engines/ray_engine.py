@@ -121,9 +121,9 @@ class ShardLabeler:
     before it and then raises it."""
 
     def __init__(self, task: TaskSpec, job: LabelJob, fmt: str):
-        from threadpoolctl import threadpool_limits
+        from lfagent.generate.job import one_thread_per_process
 
-        self.limits = threadpool_limits(1)  # `workers` processes share the cores: one BLAS thread each
+        self.limits = one_thread_per_process()  # `workers` processes share the cores
         self.task, self.job, self.fmt = task, job, fmt
         self.pool = None
         if job.model().labeler.code_columns:  # one single-worker sandbox per actor: Ray spreads the work
