@@ -185,7 +185,7 @@ def test_a_bf16_fine_tune_trains_in_mixed_precision_and_returns_a_float32_encode
 
     from lfagent.fit.fewshot import encode, fine_tune_encoder
 
-    runs = {p: fine_tune_encoder(TEXTS, Y, multi_label=False, seed=0, max_steps=3, precision=p)
+    runs = {p: fine_tune_encoder(TEXTS, Y, multi_label=False, seed=0, max_steps=2, precision=p)
             for p in ("fp32", "bf16")}
     fp32, bf16 = (torch.cat([w.detach().flatten() for w in runs[p].parameters()]) for p in ("fp32", "bf16"))
     assert fp32.dtype == bf16.dtype == torch.float32

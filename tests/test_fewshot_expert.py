@@ -189,9 +189,19 @@ def test_train_fine_tunes_in_the_precision_asked_and_says_which(run, tmp_path, m
     # Same seed, same pairs: only the arithmetic differs, so the fine-tuned weights do too.
     assert any(not np.array_equal(weights["fp32"][k], weights["bf16"][k]) for k in weights["fp32"])
     assert all(w.dtype == np.float32 for w in weights["bf16"].values())
+    # Unset, it is the run's default: auto. Caught where train hands it to the fine-tune (a third train
+    # would only repeat one of the two above).
     monkeypatch.delenv("LFAGENT_PRECISION")
-    auto = train_end_model(run["run_dir"], tmp_path / "auto", steps=1, per_class=2)
-    assert auto.precision == resolve_precision("auto")
+    asked = []
+
+    def fine_tune(*args, precision, **kwargs):
+        asked.append(precision)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lfagent.fit.fewshot.fine_tune_encoder", fine_tune)
+    with pytest.raises(KeyboardInterrupt):
+        train_end_model(run["run_dir"], tmp_path / "auto", steps=1, per_class=2)
+    assert asked == [resolve_precision("auto")]
 
 
 def test_train_refuses_a_run_without_silver_labels_naming_the_file(run, tmp_path, capsys):
