@@ -175,9 +175,9 @@ def measure(name: str, settings: dict, n: int, repeat: int) -> dict:
     return best
 
 
-def generate_rows(n: int, minilm_n: int, names: list[str], work: Path) -> list[str]:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from generate_scale import TASK, ensure_corpus, run_generate
+def generate_rows(n: int, minilm_n: int, names: list[str], work: Path, batch_size: int) -> list[str]:
+    sys.path.insert(0, str(REPO))  # run as a script, this file's folder is on the path, not the repository
+    from benchmarks.generate_scale import TASK, ensure_corpus, run_generate
 
     rows = []
     for name in names:
@@ -190,7 +190,7 @@ def generate_rows(n: int, minilm_n: int, names: list[str], work: Path) -> list[s
         size = minilm_n if name == "minilm" else n
         corpus = ensure_corpus(work, size)
         for workers in (1, 2):
-            r = run_generate(run, corpus, work / f"out-{name}-{workers}.parquet", "local", workers)
+            r = run_generate(run, corpus, work / f"out-{name}-{workers}.parquet", "local", workers, batch_size)
             rows.append(f"| {name} | {workers} | {size:,} | {r['wall']:.1f} | {size / r['wall']:,.0f} | "
                         f"{r['steady']:,.0f} | {r['tree_rss_kb'] / 1024:,.0f} MB | {r['tree_pss_kb'] / 1024:,.0f} MB "
                         f"| {r['other_cores']:.2f} |")
@@ -206,6 +206,8 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="comma-separated embedder names to run")
     parser.add_argument("--generate", type=int, default=0, metavar="N", help="also time `lfagent generate` on N records")
     parser.add_argument("--generate-minilm-n", type=int, default=5000)
+    parser.add_argument("--generate-batch-size", type=int, default=10_000,
+                        help="records per batch: a worker labels whole batches, so 2 workers need 2 batches or more")
     parser.add_argument("--generate-embedders", default="minilm,minilm-static-256")
     parser.add_argument("--work", default="/tmp/lfagent-embed-bench")
     parser.add_argument("--distill", action="store_true",
@@ -252,11 +254,12 @@ def main() -> None:
         print("\n" + line)
     if args.generate:
         rows = generate_rows(args.generate, args.generate_minilm_n, args.generate_embedders.split(","),
-                             Path(args.work))
+                             Path(args.work), args.generate_batch_size)
         gen = "\n".join(["| run's embedder | workers | records | wall s | records/s (wall) | records/s (steady) "
                          "| tree RSS peak | tree PSS peak | other CPU |", "|---|---|---|---|---|---|---|---|---|", *rows])
         text += ("\n## `lfagent generate`, default run (embeddings on)\n\nThe youtube-spam example run "
-                 "(`--llm none`, embedding LFs and expert), synthetic comments, local engine, batch 10,000, "
+                 "(`--llm none`, embedding LFs and expert), synthetic comments, local engine, batch "
+                 f"{args.generate_batch_size:,}, "
                  f"Parquet output.\n\n{gen}\n")
         print("\n" + gen)
     if not only:

@@ -117,11 +117,11 @@ class TreeSampler(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def run_generate(run: Path, corpus: Path, out: Path, engine: str, workers: int) -> dict:
+def run_generate(run: Path, corpus: Path, out: Path, engine: str, workers: int, batch_size: int = 10_000) -> dict:
     env = {**os.environ, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_USAGE_STATS_ENABLED": "0"}
     command = ["/usr/bin/time", "-v", sys.executable, "-m", "lfagent.cli", "generate", str(run), "--input",
                str(corpus), "--out", str(out), "--engine", engine, "--workers", str(workers), "--batch-size",
-               "10000", "--overwrite", "--quiet"]
+               str(batch_size), "--overwrite", "--quiet"]
     started, busy = time.monotonic(), _machine_busy_seconds()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     sampler = TreeSampler(proc.pid)
@@ -134,7 +134,8 @@ def run_generate(run: Path, corpus: Path, out: Path, engine: str, workers: int) 
     if proc.returncode != 0:
         raise SystemExit(f"generate failed ({engine}, {workers}):\n{stderr[-3000:]}")
     max_rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr).group(1))
-    steady = float(re.search(r"steady ([\d,]+) records/s", stdout).group(1).replace(",", ""))
+    steady = re.search(r"steady ([\d,]+) records/s", stdout)  # generate prints none for a single batch
+    steady = float(steady.group(1).replace(",", "")) if steady else 0.0
     return {"wall": wall, "time_rss_kb": max_rss, "tree_rss_kb": sampler.peak_rss, "tree_pss_kb": sampler.peak_pss,
             "procs": sampler.peak_procs, "steady": steady, "other_cores": other, "stdout": stdout.strip()}
 
