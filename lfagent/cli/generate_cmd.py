@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="OUT.parquet or OUT.jsonl (resumes if a journal exists); "
                         "the dataset card goes beside it, OUT.card.md")
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (local) or Ray CPUs")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (local) or Ray CPUs, one thread each; "
+                        "local with 1: this process, every core")
     parser.add_argument("--address", default=None, help="join this Ray cluster instead of starting one")
     parser.add_argument("--batch-size", type=int, default=10_000, help="records per batch (the resume unit)")
     parser.add_argument("--votes", action="store_true", help="also write each LF's vote per record")
