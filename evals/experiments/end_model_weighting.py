@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             for system in scores:
                 out = run_system(system, ctx)
                 P = out.train_probs / out.train_probs.sum(axis=1, keepdims=True)
-                scores[system].append([score_on_test(p, data) for p in variants(X, P, out.train_covered, test_emb, data.k, seed)])
+                scores[system].append([score_on_test(p, data)
+                                       for p in variants(X, P, out.train_covered, test_emb, data.k, seed)])
         for system, rows in scores.items():
             print(f"| {name} | {system} | " + " | ".join(f"{v:.3f}" for v in np.mean(rows, axis=0)) + " |", flush=True)
     return 0

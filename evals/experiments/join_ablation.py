@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                 with Session(task, Path(tmp) / "run", config=PipelineConfig(seed=seed)) as session:
                     session.fit()
                     got = variants(session)
-            score = {key: score_on_test(probs[:n_test], data) for key, probs in got.items() if key not in ("covered", "weight")}
+            score = {key: score_on_test(probs[:n_test], data)
+                     for key, probs in got.items() if key not in ("covered", "weight")}
             cells = [f"{score[c]:.3f}" for c in COLUMNS[:-2]] + [f"{got['covered'][:n_test].mean():.2f}",
                                                                  f"{got['weight']:g}"]
             if not args.no_setfit:
