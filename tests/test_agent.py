@@ -192,3 +192,25 @@ def test_new_llm_lfs_are_judged_inside_each_fold_and_old_screens_still_hold(tmp_
         session.keep(good.name)
         session.fit()
         assert good.name in {lf.name for lf in session.result.final.lfs}
+
+
+def test_the_llm_keywords_and_not_its_code_are_held_to_the_keyword_bar_when_judged_by_agreement(tmp_path,
+                                                                                                 monkeypatch):
+    from lfagent import LabelingFunction, Provenance, Session
+    from lfagent.fit import fold_fit
+
+    seen: list[frozenset] = []
+    real = fold_fit.agreement_with_model
+
+    def spy(L_unl, probs, names, **kwargs):
+        seen.append(frozenset(kwargs.get("keywords", ())))
+        return real(L_unl, probs, names, **kwargs)
+
+    monkeypatch.setattr(fold_fit, "agreement_with_model", spy)
+    with Session(small_task(tmp_path), tmp_path / "run", llm="none", embed=False) as session:
+        for source, kind in (("llm:recall", "keywords"), ("llm:keywords", "keywords"), ("llm:code", "regex")):
+            extra = {"keywords": ["song"]} if kind == "keywords" else {"pattern": "song"}
+            session.add_lf(LabelingFunction(name=f"{source.replace(':', '_')}_ham_song", kind=kind, label="HAM",
+                                            provenance=Provenance(source=source, round=1), **extra))
+        session.fit()
+    assert seen and all(keywords == {"llm_recall_ham_song", "llm_keywords_ham_song"} for keywords in seen)

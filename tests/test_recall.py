@@ -127,3 +127,17 @@ def test_a_vote_the_model_splits_with_a_stronger_class_does_not_agree():
     assert decoy.low > decoy.bar  # above chance: it would have agreed on that alone
     assert decoy.verdict == "undecided" and "strongest other class gets 0.50" in decoy.reason()
     assert judged["cue"].verdict == "agrees"
+
+
+def test_an_llm_keyword_for_the_majority_class_must_clear_the_mined_keywords_bar_to_agree():
+    # Ham holds 88% of the model's mass. A word the model puts in ham 0.93 of the time beats that share, but
+    # a mined keyword would need 0.98: as an LLM keyword it stays undecided; as a code LF it agrees.
+    probs = np.tile([0.87, 0.13], (2000, 1))
+    probs[:300] = [0.93, 0.07]
+    L = np.full((2000, 2), -1)
+    L[:300, :] = 0
+    judged = agreement_with_model(L, probs, ["can", "code"], keywords={"can"})
+    word, code = judged["can"], judged["code"]
+    assert word.bar < word.low < word.cue_bar and word.cue_bar == pytest.approx(word.bar + 0.1)
+    assert word.verdict == "undecided" and "the bar a mined keyword must reach" in word.reason()
+    assert code.cue_bar is None and code.verdict == "agrees"

@@ -322,7 +322,8 @@ def judge_by_agreement(candidates: list[LabelingFunction], L_seed: np.ndarray, L
                             [candidates[j] for j in keep]) if keep else None
     current = _labeler(corpus, [candidates[j] for j in keep], model, prior, expert, config)
     probs, _ = current.raw_proba(L_unl[:, keep], corpus.unl_emb if unl_emb is None else unl_emb)
-    return agreement_with_model(L_unl[:, judged], probs, [candidates[j].name for j in judged])
+    return agreement_with_model(L_unl[:, judged], probs, [candidates[j].name for j in judged],
+                                keywords=_named(candidates, KEYWORD_SOURCES))
 
 
 def _named(lfs: list[LabelingFunction], source: str | tuple[str, ...]) -> set[str]:
