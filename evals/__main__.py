@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--systems", type=_csv, default=None,
                         help="comma-separated: lfagent-none,lr-seeds,setfit-seeds,wrench-mv,wrench-lfagent-lm,wrench-snorkel,"
                              "lfagent-local,lfagent-openai:MODEL,lfagent-llm (= lfagent with --llm),zeroshot, "
-                             "lfagent-expert,lfagent-liar,lfagent-expert-tenth,expert-label-all (simulated LLMs, evals/simulated/) "
+                             "lfagent-expert,lfagent-liar,lfagent-expert-tenth,expert-label-all (simulated LLMs, evals/simulated/); "
+                             "+end after an lfagent system scores the end model trained on its silver labels "
                              "(default: the systems needing no LLM, plus lfagent-llm and zeroshot when --llm is given)")
     parser.add_argument("--draws", type=int, default=None, help="random draws of the seeds (default 5; --quick: 1)")
     parser.add_argument("--first-draw", type=int, default=0, help="seed of the first draw")

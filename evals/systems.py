@@ -63,10 +63,10 @@ def applicable(system: str, data: BenchData) -> bool:
 
 def run_system(system: str, ctx: DrawContext) -> SystemOutput:
     """Run one system on one draw and time it."""
-    from evals.simulated.systems import SIMULATED_SYSTEMS, run_simulated
+    from evals.simulated.systems import is_simulated, run_simulated
 
     started = time.perf_counter()
-    if system in SIMULATED_SYSTEMS:  # simulated LLMs behind a loopback server (evals/simulated/)
+    if is_simulated(system):  # simulated LLMs behind a loopback server (evals/simulated/)
         out = run_simulated(system, ctx)
     elif system.startswith("lfagent-"):
         llm, _, variant = system.removeprefix("lfagent-").partition("+")

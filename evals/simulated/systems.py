@@ -7,6 +7,8 @@
 - lfagent-expert-tenth  the expert with a tenth of expert-label-all's calls (`--max-llm-calls`), and asked to
                     label every record (`--annotate`): after round 1 the labels take what the budget leaves, ten
                     records a request
+- lfagent-expert+end (any lfagent-* above with +end)  the end model `lfagent train` fine-tunes on that run's
+                    silver labels, scored as the system's labels
 - expert-label-all  the expert labels every record lfagent labels (the test rows and the draw's other
                     unlabeled rows), one call per record (autolabel's way): the reference a user with a strong
                     model would weigh lfagent against, with its calls; scored on the test rows
@@ -24,9 +26,16 @@ SIMULATED_SYSTEMS = {"lfagent-expert": "expert", "lfagent-expert-noannotate": "e
                      "expert-label-all": "expert", "lfagent-expert-tenth": "expert"}
 
 
+def is_simulated(system: str) -> bool:
+    base, _, variant = system.partition("+")
+    return base in SIMULATED_SYSTEMS and (not variant or (variant == "end" and base.startswith("lfagent-")))
+
+
 def run_simulated(system: str, ctx) -> SystemOutput:
     from evals.systems import run_lfagent, run_zeroshot
 
+    system, _, variant = system.partition("+")
+    end = variant == "end"
     persona = PERSONAS[SIMULATED_SYSTEMS[system]]
     with SimulatedLLMServer(knowledge_for_draw(ctx.data, ctx.draw), persona) as server, server.environment():
         if system == "expert-label-all":
@@ -35,9 +44,10 @@ def run_simulated(system: str, ctx) -> SystemOutput:
                                every_record=True)
         elif system == "lfagent-expert-tenth":
             records = len(ctx.data.test) + len(ctx.draw.extra_rows)  # expert-label-all's calls
-            out = run_lfagent(dataclasses.replace(ctx, max_llm_calls=records // 10), server.llm_spec, annotate=records)
+            out = run_lfagent(dataclasses.replace(ctx, max_llm_calls=records // 10), server.llm_spec, annotate=records,
+                              end=end)
         else:
-            out = run_lfagent(ctx, server.llm_spec, annotate=0 if system.endswith("-noannotate") else None)
+            out = run_lfagent(ctx, server.llm_spec, annotate=0 if system.endswith("-noannotate") else None, end=end)
         stats = server.stats
     out.extra = {**out.extra, "simulated": stats}
     return out
