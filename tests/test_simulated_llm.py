@@ -354,6 +354,22 @@ def test_expert_tenth_spends_a_tenth_of_label_alls_calls_and_most_of_it_on_recor
     assert stats["by_kind"]["labels"] > out.llm_calls / 2 and stats["records"] > 100
 
 
+def test_a_simulated_run_with_end_trains_the_end_model_against_the_same_server(monkeypatch):
+    from types import SimpleNamespace
+
+    import evals.systems
+    from evals.simulated.systems import is_simulated
+
+    asked = []
+    monkeypatch.setattr(evals.systems, "run_lfagent",
+                        lambda ctx, llm, **kw: asked.append((llm, kw)) or SimpleNamespace(extra={}))
+    _, ctx = _toy_spam_draw(6, n_train=30, n_seeds=10, n_extra=10)
+    evals.systems.run_system("lfagent-expert+end", ctx)
+    evals.systems.run_system("lfagent-liar", ctx)
+    assert [(llm.startswith("openai:"), kw["end"]) for llm, kw in asked] == [(True, True), (True, False)]
+    assert not is_simulated("expert-label-all+end") and not is_simulated("lfagent-expert+frozen")
+
+
 @needs_data
 def test_the_liar_gets_every_proposal_wrong_by_its_own_count(trec):
     from lfagent.propose.llm_code import code_request
