@@ -367,7 +367,10 @@ def test_a_simulated_run_with_end_trains_the_end_model_against_the_same_server(m
     evals.systems.run_system("lfagent-expert+end", ctx)
     evals.systems.run_system("lfagent-liar", ctx)
     assert [(llm.startswith("openai:"), kw["end"]) for llm, kw in asked] == [(True, True), (True, False)]
-    assert not is_simulated("expert-label-all+end") and not is_simulated("lfagent-expert+frozen")
+    assert is_simulated("lfagent-liar") and not is_simulated("lfagent-none+end")
+    for wrong in ("expert-label-all+end", "lfagent-expert+frozen"):
+        with pytest.raises(ValueError, match="takes only \\+end"):
+            evals.systems.run_system(wrong, ctx)
 
 
 @needs_data

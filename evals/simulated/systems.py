@@ -27,8 +27,14 @@ SIMULATED_SYSTEMS = {"lfagent-expert": "expert", "lfagent-expert-noannotate": "e
 
 
 def is_simulated(system: str) -> bool:
+    """Whether `system` is one of the simulated systems, with +end after an lfagent one; ValueError for any
+    other variant of them (the simulated server would otherwise be taken for an --llm named after it)."""
     base, _, variant = system.partition("+")
-    return base in SIMULATED_SYSTEMS and (not variant or (variant == "end" and base.startswith("lfagent-")))
+    if base not in SIMULATED_SYSTEMS:
+        return False
+    if variant and (variant != "end" or not base.startswith("lfagent-")):
+        raise ValueError(f"unknown variant {variant!r} in {system!r}: a simulated lfagent system takes only +end")
+    return True
 
 
 def run_simulated(system: str, ctx) -> SystemOutput:
