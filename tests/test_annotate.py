@@ -456,3 +456,44 @@ def test_the_final_fit_judges_llm_lfs_by_the_fine_tuned_expert():
     assert all(lf.name in kept for kept in result.fold_kept)  # the frozen model, within cross-fitting, agrees
     assert lf.name not in {x.name for x in result.labeler.lfs}
     assert result.final.reason(lf.name).startswith("disagrees with the current model")
+
+
+def test_a_multi_label_run_measures_the_llms_label_sets_on_the_seeds_it_labelled():
+    """An LLM asked about 80% of the records and one keyword: every fit's label model (each fold's on its training
+    seeds, the final one on all) counts the LLM's votes on the seeds, so its "labelled without class a" is read
+    as the strong evidence it is (fit/multilabel.py)."""
+    from lfagent.fit.corpus import Corpus
+    from lfagent.fit.crossfit import run_pipeline
+    from lfagent.fit.fold_fit import PipelineConfig
+    from lfagent.fit.multilabel import binary_view
+
+    names = ["a", "b", "c"]
+    rng = np.random.default_rng(0)
+    n_seeds, n = 100, 3000
+    Y = np.eye(3, dtype=int)[rng.choice(3, n_seeds + n, p=[0.15, 0.35, 0.5])]
+    Y[rng.random(n_seeds + n) < 0.1, 1] = 1
+    said = (rng.random(Y.shape) < np.where(Y == 1, 0.9, 0.03)).astype(int)
+    none = said.sum(axis=1) == 0
+    said[none, rng.integers(0, 3, len(Y))[none]] = 1
+    texts = [f"record {i}" + (" wow" if rng.random() < (0.2 if Y[i, 0] else 0.02) else "") for i in range(len(Y))]
+    asked = np.r_[np.ones(n_seeds, bool), rng.random(n) < 0.8]  # it labels every seed, most records
+    lfs = [_annotation({text_key(t): c for t, s, a in zip(texts, said, asked) if a and s[j]}, c,
+                       annotation_lf_name(c)) for j, c in enumerate(names)]
+    lfs.append(LabelingFunction(name="kw_a_wow", kind="keywords", label="a", keywords=["wow"]))
+    corpus = Corpus(class_names=names, multi_label=True, seed_texts=texts[:n_seeds], seed_y=Y[:n_seeds],
+                    unl_texts=texts[n_seeds:])
+    result = run_pipeline(corpus, PipelineConfig(mine_ngrams=False, mine_embeddings=False, fallback="prior"),
+                          extra=lfs)
+    kept = [lf.name for lf in result.labeler.lfs]
+    assert set(kept) == {lf.name for lf in lfs}
+    L = apply_lfs(result.labeler.lfs, texts[n_seeds:], names).L
+    unl, said_unl, asked_unl = Y[n_seeds:], said[n_seeds:], asked[n_seeds:]
+    no = asked_unl & (said_unl[:, 0] == 0) & (L[:, kept.index("kw_a_wow")] == -1)
+    assert unl[no, 0].mean() < 0.03
+    model = result.labeler.fitted_label_model()
+    assert model.predict_proba(L)[no, 0].mean() < 0.05  # 0.16 before the seeds counted
+    sets = {j: names.index(lf.label) for j, lf in enumerate(result.labeler.lfs) if lf.provenance.source == ANNOTATION_SOURCE}
+    table = model.models_[0].get_conditional_probs()
+    column = kept.index(annotation_lf_name("a"))
+    assert binary_view(L, 0, label_sets=sets)[:, column].max() == 1
+    assert table[column, 0, 2] == pytest.approx(table[column, 1, 2])  # asked or not says nothing of the class

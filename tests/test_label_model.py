@@ -357,6 +357,50 @@ def test_a_label_sets_silence_on_a_record_it_labelled_counts_against_the_class()
     np.testing.assert_allclose(again.predict_proba(L), model.predict_proba(L))
 
 
+def _asked_source(rng, n):
+    """Three classes; a keyword LF for class 0; one source (an LLM's label sets, columns 1-3) asked about 80% of
+    the records, giving each true class with p 0.9, each other with p 0.03, and at least one class."""
+    Y = np.eye(3, dtype=int)[rng.choice(3, n, p=[0.15, 0.35, 0.5])]
+    Y[rng.random(n) < 0.1, 1] = 1
+    asked = rng.random(n) < 0.8
+    said = (rng.random((n, 3)) < np.where(Y == 1, 0.9, 0.03)).astype(int)
+    none = said.sum(axis=1) == 0
+    said[none, rng.integers(0, 3, n)[none]] = 1
+    keyword = np.where(rng.random(n) < np.where(Y[:, 0] == 1, 0.2, 0.02), 0, -1)
+    L = np.column_stack([keyword] + [np.where(asked & (said[:, c] == 1), c, -1) for c in range(3)])
+    return L, Y, asked, said
+
+
+def test_a_label_set_source_asked_about_some_records_is_measured_on_the_seeds_it_labelled():
+    from lfagent.fit.dawid_skene import KnownRows
+
+    rng = np.random.default_rng(0)
+    L, Y, asked, said = _asked_source(rng, 3000)
+    L_seed, Y_seed, _, _ = _asked_source(rng, 100)
+    sets = {1: 0, 2: 1, 3: 2}
+    no = asked & (said[:, 0] == 0) & (L[:, 0] == -1)  # it labelled the record without class 0, the keyword silent
+    assert Y[no, 0].mean() < 0.03
+    known = MultiLabelModel(3, label_sets=sets).fit(L, seed=0, L_known=L_seed, Y_known=Y_seed)
+    alone = MultiLabelModel(3, label_sets=sets).fit(L, seed=0)
+    # Without the seeds, EM over the source and one sparse LF is not identified: it reads "labelled without
+    # class 0" as weak evidence (P 0.11 here). Measured on the seeds it labelled, the source's "no" counts.
+    assert known.predict_proba(L)[no, 0].mean() < 0.05 < 0.08 < alone.predict_proba(L)[no, 0].mean()
+    # Which records it was asked about says nothing of their class: one abstain rate for every class.
+    table = known.models_[0].get_conditional_probs()
+    assert table[1, 0, 2] == pytest.approx(table[1, 1, 2])
+    assert not np.isclose(table[0, 0, 2], table[0, 1, 2])  # the keyword's abstains still tell
+    # Only the source's votes on the seeds count: the keyword may have been mined from them.
+    flipped = L_seed.copy()
+    flipped[:, 0] = np.where(flipped[:, 0] == 0, -1, 0)
+    again = MultiLabelModel(3, label_sets=sets).fit(L, seed=0, L_known=flipped, Y_known=Y_seed)
+    np.testing.assert_allclose(again.predict_proba(L), known.predict_proba(L))
+    counted = KnownRows.from_votes(np.array([[1, -1], [0, 1], [-1, 0]]), np.array([1, 0, 1]), 2, [1])
+    assert counted.tables[0].sum() == 0 and counted.tables[1].tolist() == [[0, 1, 0], [1, 0, 1]]
+    assert counted.classes.tolist() == [1, 2]
+    with pytest.raises(LabelMatrixError, match="Y_known"):
+        MultiLabelModel(3, label_sets=sets).fit(L, L_known=L_seed, Y_known=Y_seed[:, :2])
+
+
 def test_platt_scaler_calibrates_multilabel_columns():
     rng = np.random.default_rng(13)
     true_p = rng.uniform(0.05, 0.95, (4000, 2))

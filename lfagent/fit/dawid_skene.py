@@ -4,6 +4,13 @@ Each LF j has a confusion table P(L_j = o | Y = c) over o in {0..k-1, abstain}. 
 lets EM tell a precise unipolar LF from a noisy one (treating abstain as missing cannot: FIELD-NOTES).
 Dirichlet pseudo-counts shrink each table row toward the LF's marginal outcome distribution (an LF
 that says nothing about the class), so sparse LFs with a handful of votes cannot claim certainty.
+
+Two options serve a source that labels some records and was never asked about the rest (an LLM's record
+labels): `unasked` columns get one abstain rate for every class, since which records it was asked about says
+nothing about their class; and `known` rows of known class (the seeds it also labelled without seeing their
+labels) count in its tables as rows whose posterior is their class. Without them, EM over such a source and one
+or two sparse LFs is not identified: it could explain the unasked records as a class of their own and read
+"labelled, but not with c" as weak evidence against c.
 """
 from __future__ import annotations
 
@@ -62,6 +69,27 @@ class _OneHot:
         return out, totals
 
 
+@dataclass(frozen=True)
+class KnownRows:
+    """Rows of known class, counted in EM as rows whose posterior is their class.
+
+    `tables[j, c, o]`: how many of them are of class c and got outcome o from LF j (o == k: abstain); zero for
+    an LF whose votes there must not count (one mined from these very rows would look better than it is).
+    `classes[c]`: how many are of class c (they count toward the class prior)."""
+
+    tables: np.ndarray
+    classes: np.ndarray
+
+    @classmethod
+    def from_votes(cls, L: np.ndarray, y: np.ndarray, k: int, columns) -> "KnownRows":
+        """From checked votes `L` (n x m) and classes `y` (n,), counting the votes of `columns` only."""
+        L, y = np.asarray(L), np.asarray(y, dtype=np.int64)
+        tables = np.zeros((L.shape[1], k, k + 1))
+        for j in columns:
+            np.add.at(tables[j], (y, np.where(L[:, j] < 0, k, L[:, j])), 1.0)
+        return cls(tables=tables, classes=np.bincount(y, minlength=k).astype(float))
+
+
 def _class_pairs(rows: np.ndarray):
     """(first class, complex vector) for classes (0, 1), (2, 3), ...; an odd last class alone."""
     for first in range(0, rows.shape[0], 2):
@@ -97,14 +125,22 @@ def _sequential_sum(x: np.ndarray) -> complex:
     return np.cumsum(x)[-1] if x.shape[0] else 0j
 
 
-def _m_step(S: _OneHot, Q_weighted, base, smoothing, k):
+def _m_step(S: _OneHot, Q_weighted, base, smoothing, k, known: KnownRows | None = None, unasked=()):
     n_lfs = base.shape[0]
     votes, class_mass = S.transposed_times(Q_weighted)
     votes = votes.reshape(n_lfs, k, k)  # [j, outcome, class]
     abstains = class_mass[None, :] - votes.sum(axis=1)  # [j, class]
     counts = np.concatenate([votes, np.clip(abstains, 0.0, None)[:, None, :]], axis=1)
     counts = counts.transpose(0, 2, 1) + smoothing * base[:, None, :]  # [j, class, outcome]
-    return counts / counts.sum(axis=2, keepdims=True), class_mass
+    if known is not None:
+        counts = counts + known.tables
+        class_mass = class_mass + known.classes
+    confusion = counts / counts.sum(axis=2, keepdims=True)
+    for j in unasked:  # one abstain rate for every class; the votes' split stays class by class
+        rate = counts[j, :, k].sum() / counts[j].sum()
+        confusion[j, :, :k] = counts[j, :, :k] / counts[j, :, :k].sum(axis=1, keepdims=True) * (1.0 - rate)
+        confusion[j, :, k] = rate
+    return confusion, class_mass
 
 
 def log_joint(S: _OneHot, class_prior: np.ndarray, confusion: np.ndarray) -> np.ndarray:
@@ -158,8 +194,10 @@ def _initial_posterior(S: _OneHot, k, class_prior, seed):
 
 def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.ndarray | None = None,
                     smoothing: float = 1.0, max_iter: int = 300, tol: float = 1e-7,
-                    seed: int = 0, max_rows: int = EM_ROWS) -> DawidSkeneFit:
+                    seed: int = 0, max_rows: int = EM_ROWS, known: KnownRows | None = None,
+                    unasked: tuple[int, ...] = ()) -> DawidSkeneFit:
     """Fit by EM from a majority-vote start. `L` must be checked (or be its `Votes`); `class_prior` fixed if given.
+    `known` and `unasked`: see the module doc.
 
     `smoothing` is the Dirichlet pseudo-count per (LF, class) table row. EM runs on the distinct
     vote patterns weighted by their counts, so cost grows with distinct rows, not rows. Above `max_rows`
@@ -174,11 +212,16 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
         patterns, _, counts = vote_patterns(votes, k)
     S = _OneHot(patterns)
     base = _smoothing_base(votes, counts.sum())
-    Q = _initial_posterior(S, k, class_prior, seed)
+    if known is None:
+        Q = _initial_posterior(S, k, class_prior, seed)
+    else:  # start where the known rows alone put the anchored LFs: EM is slow to travel along a flat ridge
+        confusion, class_mass = _m_step(S, np.zeros((k, S.S.shape[0])), base, smoothing, k, known, unasked)
+        prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
+        Q, _ = _normalise(log_joint(S, prior, confusion))
     unit_counts = bool(np.all(counts == 1.0))  # every row its own pattern: weighting changes nothing
     previous, converged, iteration = -np.inf, False, 0
     for iteration in range(1, max_iter + 1):
-        confusion, class_mass = _m_step(S, Q if unit_counts else Q * counts, base, smoothing, k)
+        confusion, class_mass = _m_step(S, Q if unit_counts else Q * counts, base, smoothing, k, known, unasked)
         prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
         Q, row_loglik = _normalise(log_joint(S, prior, confusion))
         loglik = float(row_loglik @ counts)

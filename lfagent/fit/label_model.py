@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from threadpoolctl import threadpool_limits
 
-from lfagent.fit.dawid_skene import DawidSkeneFit, dawid_skene_proba, fit_dawid_skene
+from lfagent.fit.dawid_skene import DawidSkeneFit, KnownRows, dawid_skene_proba, fit_dawid_skene
 from lfagent.fit.label_matrix import (
     LabelMatrixError, check_cardinality, check_class_prior, check_label_matrix, check_labels,
 )
@@ -125,6 +125,7 @@ class LabelModel:
         self.max_iter = int(max_iter)
         self.n_folds = int(n_folds)
         self.verbose = verbose  # accepted for Snorkel compatibility; this class never prints
+        self._em_options: dict = {}  # fit's `known` and `unasked`, for Dawid-Skene
         self._reset()
 
     def _reset(self) -> None:
@@ -138,16 +139,19 @@ class LabelModel:
 
     # ---- fitting -------------------------------------------------------------------------------
     def fit(self, L, seed: int = 0, *, class_balance=None, L_dev=None, y_dev=None, Y_dev=None,
-            **snorkel_options) -> "LabelModel":
+            known: KnownRows | None = None, unasked: tuple[int, ...] = (), **snorkel_options) -> "LabelModel":
         """Fit on the label matrix `L` (n x m, -1 abstain). Returns self.
 
         class_balance fixes the class prior. y_dev (with L_dev) drives method="auto"; y_dev alone
-        (or Snorkel's Y_dev) only sets the class prior, as in Snorkel.
+        (or Snorkel's Y_dev) only sets the class prior, as in Snorkel. `known` and `unasked` steer
+        Dawid-Skene's fit only (fit/dawid_skene.py: a source that labels some records and was not asked about
+        the rest).
         """
         unknown = set(snorkel_options) - _SNORKEL_TRAIN_OPTIONS
         if unknown:
             raise TypeError(f"LabelModel.fit() got unexpected keyword arguments {sorted(unknown)}")
         metal_config = _metal_config(snorkel_options)
+        self._em_options = {"known": known, "unasked": tuple(int(j) for j in unasked)}
         with threadpool_limits(1):  # small dense algebra: a second BLAS thread only stalls it
             return self._fit(L, seed, class_balance, L_dev, Y_dev if y_dev is None else y_dev, metal_config)
 
@@ -185,7 +189,7 @@ class LabelModel:
 
     def _fit_dawid_skene(self, votes: Votes, prior) -> DawidSkeneFit:
         return fit_dawid_skene(votes, self.cardinality, class_prior=prior, smoothing=self.smoothing,
-                               max_iter=self.max_iter, seed=self.seed_)
+                               max_iter=self.max_iter, seed=self.seed_, **self._em_options)
 
     def _fit_metal(self, votes: Votes, prior, config: MetalConfig) -> MetalFit:
         """Snorkel's estimator; its prior is fixed: class_balance / Y_dev if given, else uniform."""

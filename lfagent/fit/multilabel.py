@@ -14,6 +14,12 @@ say what a record is *not* too: where the source labelled a record (any of its c
 c, its column for c is a negative vote for c, not an abstain. Read as abstains, a record the LLM labelled
 {gratitude} looked to the label model like one it never saw, and other LFs' votes for admiration stood
 unopposed.
+Such a source was asked about some records only, so its silence elsewhere says nothing about any class: its
+columns share one abstain rate across classes in Dawid-Skene's fit. And when it also labelled rows of known class
+(the seeds, `fit(..., L_known=, Y_known=)`), those rows count toward its rates in EM; it never saw their labels,
+so they measure it honestly. (Other LFs' votes there do not count: an LF mined from the seeds looks better on
+them than it is.) Without both, EM over that source and a sparse LF or two is not identified, and it can read
+"labelled without c" as weak evidence against c (evals/results/label-set-seeds/).
 Each class gets its own binary `LabelModel`, so the k probabilities are independent (need not sum to 1).
 method="auto" without dev labels means Dawid-Skene here, not Snorkel's estimator ("metal"): a binary view
 is mostly negatives and metal keeps a fixed uniform prior, so every row without votes got 0.5 (on the
@@ -25,6 +31,7 @@ from typing import Literal
 
 import numpy as np
 
+from lfagent.fit.dawid_skene import KnownRows
 from lfagent.fit.label_matrix import LabelMatrixError, check_cardinality, check_label_matrix
 from lfagent.fit.label_model import LabelModel, Method
 
@@ -67,21 +74,33 @@ class MultiLabelModel:
         self.label_model_options = label_model_options
         self.models_: list[LabelModel] | None = None
 
-    def fit(self, L, seed: int = 0, *, L_dev=None, Y_dev=None) -> "MultiLabelModel":
-        """Fit one binary model per class. Y_dev (n_dev x k, 0/1) with L_dev enables auto selection."""
+    def fit(self, L, seed: int = 0, *, L_dev=None, Y_dev=None, L_known=None, Y_known=None) -> "MultiLabelModel":
+        """Fit one binary model per class. Y_dev (n_dev x k, 0/1) with L_dev enables auto selection.
+        L_known with Y_known (the same shapes): rows of known classes on which the label-set source's votes
+        count toward its rates (see the module doc)."""
         L = check_label_matrix(L, self.cardinality)
-        if L_dev is not None:
-            L_dev = check_label_matrix(L_dev, self.cardinality, n_lfs=L.shape[1], name="L_dev")
-            Y_dev = np.asarray(Y_dev)
-            if Y_dev.shape != (L_dev.shape[0], self.cardinality) or not np.all((Y_dev == 0) | (Y_dev == 1)):
-                raise LabelMatrixError(f"Y_dev must be a 0/1 array of shape {(L_dev.shape[0], self.cardinality)}")
+        L_dev, Y_dev = self._check_labelled(L, L_dev, Y_dev, "dev")
+        L_known, Y_known = self._check_labelled(L, L_known, Y_known, "known")
         method = "dawid_skene" if self.method == "auto" and L_dev is None else self.method
+        source = tuple(sorted(self.label_sets))  # asked about some records only: its abstains are "unasked"
         self.models_ = []
         for c in range(self.cardinality):
             dev = {} if L_dev is None else {"L_dev": self._view(L_dev, c), "y_dev": Y_dev[:, c].astype(np.int64)}
+            known = None
+            if L_known is not None and source:
+                known = KnownRows.from_votes(self._view(L_known, c), Y_known[:, c], 2, source)
             model = LabelModel(2, method, **self.label_model_options)
-            self.models_.append(model.fit(self._view(L, c), seed=seed + c, **dev))
+            self.models_.append(model.fit(self._view(L, c), seed=seed + c, known=known, unasked=source, **dev))
         return self
+
+    def _check_labelled(self, L: np.ndarray, L_rows, Y_rows, what: str):
+        if L_rows is None:
+            return None, None
+        L_rows = check_label_matrix(L_rows, self.cardinality, n_lfs=L.shape[1], name=f"L_{what}")
+        Y_rows = np.asarray(Y_rows)
+        if Y_rows.shape != (L_rows.shape[0], self.cardinality) or not np.all((Y_rows == 0) | (Y_rows == 1)):
+            raise LabelMatrixError(f"Y_{what} must be a 0/1 array of shape {(L_rows.shape[0], self.cardinality)}")
+        return L_rows, Y_rows.astype(np.int64)
 
     def predict_proba(self, L) -> np.ndarray:
         if self.models_ is None:
