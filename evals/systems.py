@@ -130,14 +130,15 @@ def read_silver(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarra
 
 
 def run_lfagent(ctx: DrawContext, llm: str, *, annotate: int | None = None, expert: str | None = None,
-                end: bool = False) -> SystemOutput:
+                end: bool = False, annotate_batch: int | None = None) -> SystemOutput:
     from lfagent.agent.run import run_agent
 
     with tempfile.TemporaryDirectory(prefix="lfagent-eval-", dir=ctx.work_dir) as tmp:
         task_path = write_task_dir(Path(tmp) / "task", ctx)
         run_dir = Path(tmp) / "run"
         summary = run_agent(task_path, run_dir, llm=llm, rounds=ctx.rounds, max_llm_calls=ctx.max_llm_calls,
-                            seed=ctx.draw.seed, embed=True, annotate=annotate, expert=expert)
+                            seed=ctx.draw.seed, embed=True, annotate=annotate, expert=expert,
+                            annotate_batch=annotate_batch)
         labels = run_dir / "silver.jsonl"
         if end:  # the end model fine-tuned on those silver labels labels the same records
             from lfagent.fit.end_model import train_end_model

@@ -285,12 +285,13 @@ class Session:
         """Show an LF its false positives and misses on the seeds and ask for a better version."""
         return self.proposals(round_).refine(name)
 
-    def annotate(self, n: int, *, round_: int = 0):
-        """Have the LLM label `n` records the model is least sure of, and every seed; its labels become the
-        candidate LF `llm_annotations`, scored at the next fit (see agent/annotate.py)."""
-        from lfagent.agent.annotate import annotate_records
+    def annotate(self, n: int, *, round_: int = 0, batch_size: int | None = None):
+        """Have the LLM label `n` records the model is least sure of, and every seed, `batch_size` records a
+        request (default 10); its labels become the candidate LF `llm_annotations`, scored at the next fit (see
+        agent/annotate.py)."""
+        from lfagent.agent.annotate import BATCH_SIZE, annotate_records
 
-        return annotate_records(self, n, round_=round_)
+        return annotate_records(self, n, round_=round_, batch_size=BATCH_SIZE if batch_size is None else batch_size)
 
     def seed_members(self) -> np.ndarray:
         """n_seed x k bool: is seed i of class c."""

@@ -11,6 +11,7 @@ from conftest import EXAMPLE_TASK, REPO
 from test_agent import small_task
 from lfagent.agent.run import run_agent
 from lfagent.data.dataset import load_seeds
+from lfagent.errors import InputError
 from lfagent.llm.plan import plan_run
 from lfagent.task import load_task
 
@@ -60,6 +61,12 @@ def test_plan_schedule_follows_the_loop():
     # --annotate 45: the 94 distinct seed texts and 45 records, ten to a request, after round 1.
     labels = plan_run(task, seeds, rounds=3, annotate=45).kinds[-1]
     assert labels.kind == "labels" and labels.calls == 14
+    packed = plan_run(task, seeds, rounds=3, annotate=45, annotate_batch=25).kinds[-1]
+    assert packed.calls == 6 and packed.completion_tokens < labels.completion_tokens
+    with pytest.raises(InputError, match="records per request must be 1 to 50, got 0"):
+        plan_run(task, seeds, rounds=3, annotate=45, annotate_batch=0)
+    with pytest.raises(InputError, match="got 51"):
+        run_agent(EXAMPLE_TASK, EXAMPLE_TASK.parent / "never-made", llm="none", annotate_batch=51)
     assert [row.calls for row in plan_run(task, seeds, rounds=3, embed=False).kinds if row.kind == "concepts"] == [0]
     capped = plan_run(task, seeds, rounds=3, max_tokens=3000, prices=(1.0, 2.0))
     assert capped.limited_by == "tokens" and capped.calls < 30

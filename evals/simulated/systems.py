@@ -5,8 +5,8 @@
 - lfagent-expert-noannotate  the same with --annotate 0: what the LLM's LFs alone add
 - lfagent-liar      the same with the liar (every proposal and every record label wrong)
 - lfagent-expert-tenth  the expert with a tenth of expert-label-all's calls (`--max-llm-calls`), and asked to
-                    label every record (`--annotate`): after round 1 the labels take what the budget leaves, ten
-                    records a request
+                    label every record (`--annotate`) after round 1, twenty records a request (`--annotate-batch
+                    20`): with the seeds that is about half the budget, and round 2 has the rest
 - lfagent-expert+end (any lfagent-* above with +end)  the end model `lfagent train` fine-tunes on that run's
                     silver labels, scored as the system's labels
 - expert-label-all  the expert labels every record lfagent labels (the test rows and the draw's other
@@ -22,6 +22,7 @@ from evals.simulated.knowledge import knowledge_for_draw
 from evals.simulated.persona import PERSONAS
 from evals.simulated.server import SimulatedLLMServer
 
+TENTH_BATCH = 20  # records a labelling request for lfagent-expert-tenth
 SIMULATED_SYSTEMS = {"lfagent-expert": "expert", "lfagent-expert-noannotate": "expert", "lfagent-liar": "liar",
                      "expert-label-all": "expert", "lfagent-expert-tenth": "expert"}
 
@@ -51,7 +52,7 @@ def run_simulated(system: str, ctx) -> SystemOutput:
         elif system == "lfagent-expert-tenth":
             records = len(ctx.data.test) + len(ctx.draw.extra_rows)  # expert-label-all's calls
             out = run_lfagent(dataclasses.replace(ctx, max_llm_calls=records // 10), server.llm_spec, annotate=records,
-                              end=end)
+                              annotate_batch=TENTH_BATCH, end=end)
         else:
             out = run_lfagent(ctx, server.llm_spec, annotate=0 if system.endswith("-noannotate") else None, end=end)
         stats = server.stats

@@ -31,6 +31,7 @@ from lfagent.lf import ABSTAIN, ANNOTATION_SOURCE, LabelingFunction, Provenance,
 
 ANNOTATION_LF = "llm_annotations"
 BATCH_SIZE = 10  # records per request: one short line of reply each, so the prompt dominates the cost
+MAX_BATCH = 50  # more records than this in one request and a model starts to lose count of them
 DEFAULT_HOSTED = 300  # --annotate with a hosted model: ~40 calls with the seeds, in the order of one round's
 PLAN = "annotation_plan"
 DONE = "annotation"
@@ -111,20 +112,23 @@ class AnnotationReport:
 
 
 def annotate_records(session, n: int, *, round_: int = 0, batch_size: int = BATCH_SIZE) -> AnnotationReport:
-    """Have the LLM label `n` chosen unlabeled records and every seed; store its labels as the LF
-    `llm_annotations` (a candidate: the next fit scores it). Multi-label tasks get every class that applies,
-    stored as one such LF per class (`llm_annotations_CLASS`, voting the class where the LLM gave it).
-    Records it labelled before are kept and not asked again. Returns what was asked, labelled and spent."""
+    """Have the LLM label `n` chosen unlabeled records and every seed, `batch_size` records a request; store its
+    labels as the LF `llm_annotations` (a candidate: the next fit scores it). Multi-label tasks get every class
+    that applies, stored as one such LF per class (`llm_annotations_CLASS`, voting the class where the LLM gave
+    it). Records it labelled before are kept and not asked again. A resumed run asks the requests of the plan it
+    stored, with that plan's batch size, so the response cache answers those already paid. Returns what was
+    asked, labelled and spent."""
     from lfagent.propose.llm_labels import labels_request, parse_label_sets, parse_labels
     from lfagent.propose.prompting import PromptContext
 
     if n < 0:
         raise InputError(f"annotate: the number of records must be >= 0, got {n}")
+    check_batch_size(batch_size)
     if session.llm is None:
         raise InputError("annotation needs an LLM (--llm local or openai:MODEL), this session has none")
     multi, names = session.task.multi_label, session.task.class_names
     known = _known_labels([lf for lf, *_ in session.store.lfs()], multi)
-    plan = _plan(session, n, frozenset(known))
+    plan, batch_size = _plan(session, n, frozenset(known), batch_size)
     seed_rows = _first_of_each_text(session.seeds.texts)
     rows = [("seed", i) for i in seed_rows] + [("unlabeled", i) for i, _ in plan]
     texts = [session.seeds.texts[i] if where == "seed" else session.unlabeled.texts[i] for where, i in rows]
@@ -197,14 +201,20 @@ def _annotation_lfs(known: dict, names: list[str], multi: bool, *, model: str, r
     return out
 
 
-def _plan(session, n: int, skip_keys: frozenset[str]) -> list[tuple[int, str]]:
-    """The rows to ask about: the stored plan for this `n` (a resumed run), else a new selection, stored
-    before any call is made."""
+def check_batch_size(batch_size: int) -> int:
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise InputError(f"--annotate-batch: records per request must be 1 to {MAX_BATCH}, got {batch_size}")
+    return batch_size
+
+
+def _plan(session, n: int, skip_keys: frozenset[str], batch_size: int) -> tuple[list[tuple[int, str]], int]:
+    """The rows to ask about and the records per request: the stored plan for this `n` (a resumed run), else a
+    new selection, stored before any call is made."""
     stored = session.store.get_meta(PLAN)
     texts = session.unlabeled.texts
     if stored and stored["n"] == n and all(0 <= i < len(texts) and text_key(texts[i]) == key
                                            for i, _, key in stored["rows"]):
-        return [(i, reason) for i, reason, _ in stored["rows"]]
+        return [(i, reason) for i, reason, _ in stored["rows"]], stored.get("batch", BATCH_SIZE)
     if session.result is None:
         session.fit()
     result = session.result
@@ -212,8 +222,9 @@ def _plan(session, n: int, skip_keys: frozenset[str]) -> list[tuple[int, str]]:
     chosen = select_for_annotation(result.probs, result.covered, L_unl, texts, n, seed=session.config.seed,
                                    skip_keys=skip_keys | {text_key(t) for t in session.seeds.texts},
                                    multi_label=session.task.multi_label)
-    session.store.set_meta(PLAN, {"n": n, "rows": [[i, reason, text_key(texts[i])] for i, reason in chosen]})
-    return chosen
+    session.store.set_meta(PLAN, {"n": n, "batch": batch_size,
+                                   "rows": [[i, reason, text_key(texts[i])] for i, reason in chosen]})
+    return chosen, batch_size
 
 
 def _first_of_each_text(texts: list[str]) -> list[int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from lfagent.agent.annotate import BATCH_SIZE
 from lfagent.errors import BudgetExhausted, LLMError
 
 
@@ -26,6 +27,7 @@ class LoopSettings(BaseModel):
     # After round 1: its LLM LFs are in the fit, so the records chosen are those LFs leave uncertain; and
     # the labels are paid for before later rounds, whose proposals add less, can spend the call budget.
     annotate_after: int = 1
+    annotate_batch: int = BATCH_SIZE  # records a labelling request
 
 
 def agent_rounds(session, *, rounds: int = 3, settings: LoopSettings | None = None) -> list[dict]:
@@ -102,7 +104,7 @@ def annotate_once(session, settings: LoopSettings) -> bool:
     if settings.annotate <= 0 or store.get_meta(DONE) is not None:
         return False
     session.say(f"annotation: the LLM labels {settings.annotate} records and the seeds")
-    report = session.annotate(settings.annotate, round_=settings.annotate_after)
+    report = session.annotate(settings.annotate, round_=settings.annotate_after, batch_size=settings.annotate_batch)
     if report.skipped:
         session.say(f"annotation skipped: {report.skipped}")
         store.set_meta(DONE, {"skipped": report.skipped})
@@ -110,7 +112,8 @@ def annotate_once(session, settings: LoopSettings) -> bool:
     accuracy = "n/a" if report.seed_accuracy is None else f"{report.seed_accuracy:.2f}"
     session.say(f"annotation: {report.labelled} of {report.asked} records and {report.seeds_labelled} of "
                 f"{report.seeds_asked} seeds labelled (right on {accuracy} of those seeds) in {report.calls} "
-                f"requests" + ("; the LLM budget ran out" if report.budget_spent else ""))
+                f"requests" + ("; the LLM budget ran out (--annotate-batch packs more records in a request)"
+                               if report.budget_spent else ""))
     done = {"labelled": report.labelled, "seeds_labelled": report.seeds_labelled, "seeds_right": report.seeds_right,
             "calls": report.calls, "budget_spent": report.budget_spent}
     if not report.lfs:  # nothing labelled: nothing to refit with

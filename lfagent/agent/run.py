@@ -23,16 +23,19 @@ def run_config(*, seed: int, folds: int, expert: str | None, expert_steps: int |
 def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds: int = 3,
               max_llm_calls: int | None = None, max_tokens: int | None = None, seed: int = 0, folds: int = 5,
               embed: bool = True, progress=None, prices: tuple[float, float] = (0.0, 0.0),
-              annotate: int | None = None, expert: str | None = None, expert_steps: int | None = None) -> dict:
+              annotate: int | None = None, expert: str | None = None, expert_steps: int | None = None,
+              annotate_batch: int | None = None) -> dict:
     """Run (or, on an existing run directory, continue) the agent and write the run's outputs.
 
     `annotate`: records the LLM labels once (agent/annotate.py); None: agent.annotate.default_annotate.
+    `annotate_batch`: records a labelling request (None: agent.annotate.BATCH_SIZE).
     `expert`: "finetuned" or "frozen" (None: $LFAGENT_EXPERT, else finetuned); `expert_steps` caps each
     fine-tune (fit/fewshot_views.py; None: PipelineConfig's cap).
     """
-    from lfagent.agent.annotate import default_annotate
+    from lfagent.agent.annotate import BATCH_SIZE, check_batch_size, default_annotate
 
     llm = llm or "auto"
+    annotate_batch = check_batch_size(BATCH_SIZE if annotate_batch is None else annotate_batch)
     if annotate is None:
         annotate = default_annotate(llm)
     elif annotate > 0 and llm == "none":
@@ -50,11 +53,13 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
                                             "max_tokens": max_tokens, "seed": seed, "folds": folds,
                                             "price_prompt": prices[0], "price_completion": prices[1],
                                             "no_embeddings": not embed, "annotate": annotate,
+                                            "annotate_batch": annotate_batch,
                                             "expert": config.expert, "expert_steps": expert_steps})
         if llm != "none":
             from lfagent.agent.rounds import LoopSettings, agent_rounds
 
-            agent_rounds(session, settings=LoopSettings(rounds=rounds, annotate=annotate))
+            agent_rounds(session, settings=LoopSettings(rounds=rounds, annotate=annotate,
+                                                        annotate_batch=annotate_batch))
         else:
             say("mining LFs and fitting the label model")
             session.fit()

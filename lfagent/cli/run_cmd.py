@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(llm_annotations; per class for multi-label tasks), judged on the seeds it labels "
                              "too, and when kept they also train the fine-tuned expert (default: 300 with "
                              "--llm openai:MODEL, 0 with local or none)")
+    parser.add_argument("--annotate-batch", type=int, default=None, metavar="N",
+                        help="records in one labelling request (default 10, at most 50): more spend fewer calls "
+                             "on the same records, so --annotate can label more under --max-llm-calls")
     parser.add_argument("--max-tokens", type=int, default=None, help="stop after this many LLM tokens in total")
     parser.add_argument("--price-prompt", type=float, default=0.0, metavar="USD",
                         help="price per 1M prompt tokens, for the run's cost accounting")
@@ -75,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
                         max_tokens=args.max_tokens, seed=args.seed, folds=args.folds,
                         prices=(args.price_prompt, args.price_completion),
                         embed=not args.no_embeddings, progress=progress, annotate=args.annotate,
-                        expert=args.expert, expert_steps=args.expert_steps)
+                        expert=args.expert, expert_steps=args.expert_steps, annotate_batch=args.annotate_batch)
     print(_summary_text(run_dir, summary))
     return 0
 
@@ -98,7 +101,8 @@ def _dry_run(args) -> int:
     prices = (args.price_prompt, args.price_completion)
     plan = plan_run(task, seeds, rounds=args.rounds, max_llm_calls=args.max_llm_calls,
                     max_tokens=args.max_tokens, prices=prices, embed=not args.no_embeddings, seed=args.seed,
-                    model=llm.partition(":")[2] or None, annotate=_annotate_default(args, llm))
+                    model=llm.partition(":")[2] or None, annotate=_annotate_default(args, llm),
+                    annotate_batch=args.annotate_batch)
     print(format_plan(plan, llm=llm, prices=prices) + (f"\n{expert}" if expert else ""))
     return 0
 

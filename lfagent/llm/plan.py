@@ -137,14 +137,15 @@ def schedule(task: TaskSpec, seeds: Records, *, rounds: int, embed: bool, seed: 
         request.messages[1] = request.messages[1].model_copy(update={"content": refine})
         add("refine", round_, [request], guideline_tokens + code_tokens)
         if round_ == min(settings.annotate_after, settings.rounds) and settings.annotate > 0:
-            add("labels", round_, label_requests(task, seeds, settings.annotate))
+            add("labels", round_, label_requests(task, seeds, settings.annotate, settings.annotate_batch))
     return calls
 
 
-def label_requests(task: TaskSpec, seeds: Records, n: int) -> list[ChatRequest]:
-    """The record-labelling requests of --annotate N: every distinct seed, then N records whose texts are
-    unknown before the run, counted at the longest text a prompt shows (agent/annotate.py)."""
-    from lfagent.agent.annotate import BATCH_SIZE
+def label_requests(task: TaskSpec, seeds: Records, n: int, batch: int | None = None) -> list[ChatRequest]:
+    """The record-labelling requests of --annotate N, `batch` records a request (default BATCH_SIZE): every
+    distinct seed, then N records whose texts are unknown before the run, counted at the longest text a prompt
+    shows (agent/annotate.py)."""
+    from lfagent.agent.annotate import BATCH_SIZE, check_batch_size
     from lfagent.lf import text_key
     from lfagent.propose.llm_labels import MAX_RECORD_CHARS, labels_request
     from lfagent.propose.prompting import PromptContext
@@ -152,18 +153,21 @@ def label_requests(task: TaskSpec, seeds: Records, n: int) -> list[ChatRequest]:
     distinct = {text_key(text): text for text in reversed(seeds.texts)}  # the first of each, as annotate asks
     texts = [distinct[key] for key in dict.fromkeys(text_key(t) for t in seeds.texts)] + ["x" * MAX_RECORD_CHARS] * n
     context = PromptContext(task=task, examples={})
-    return [labels_request(context, texts[i:i + BATCH_SIZE]) for i in range(0, len(texts), BATCH_SIZE)]
+    batch = check_batch_size(BATCH_SIZE if batch is None else batch)
+    return [labels_request(context, texts[i:i + batch]) for i in range(0, len(texts), batch)]
 
 
 def plan_run(task: TaskSpec, seeds: Records, *, rounds: int = 3, max_llm_calls: int | None = None,
              max_tokens: int | None = None, prices: tuple[float, float] = (0.0, 0.0), embed: bool = True,
-             seed: int = 0, model: str | None = None, settings=None, annotate: int = 0) -> RunPlan:
+             seed: int = 0, model: str | None = None, settings=None, annotate: int = 0,
+             annotate_batch: int | None = None) -> RunPlan:
     """The most a run with these settings sends to the LLM (see the module's docstring for the bounds)."""
     count, estimate = token_counter(model)
     if settings is None:
         from lfagent.agent.rounds import LoopSettings
 
-        settings = LoopSettings(rounds=rounds, annotate=annotate)
+        settings = LoopSettings(rounds=rounds, annotate=annotate, **({} if annotate_batch is None else
+                                                                     {"annotate_batch": annotate_batch}))
     planned = schedule(task, seeds, rounds=rounds, embed=embed, seed=seed, count=count, settings=settings)
     sent, limited_by, used, batch_start, last_batch = [], None, 0, 0, None
     for call in planned:
