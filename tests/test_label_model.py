@@ -389,6 +389,13 @@ def test_a_label_set_source_asked_about_some_records_is_measured_on_the_seeds_it
     table = known.models_[0].get_conditional_probs()
     assert table[1, 0, 2] == pytest.approx(table[1, 1, 2])
     assert not np.isclose(table[0, 0, 2], table[0, 1, 2])  # the keyword's abstains still tell
+    # Its rates are the seeds' measure, not EM's: saying class 0 far more often on the records moves them only
+    # through the smoothing (by EM: 0.1).
+    louder = L.copy()
+    louder[asked & (rng.random(len(L)) < 0.3), 1] = 0
+    table_louder = MultiLabelModel(3, label_sets=sets).fit(louder, seed=0, L_known=L_seed, Y_known=Y_seed)
+    votes = lambda t: t[1, :, :2] / t[1, :, :2].sum(axis=1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(votes(table_louder.models_[0].get_conditional_probs()), votes(table), atol=0.03)
     # Only the source's votes on the seeds count: the keyword may have been mined from them.
     flipped = L_seed.copy()
     flipped[:, 0] = np.where(flipped[:, 0] == 0, -1, 0)

@@ -8,9 +8,9 @@ that says nothing about the class), so sparse LFs with a handful of votes cannot
 Two options serve a source that labels some records and was never asked about the rest (an LLM's record
 labels): `unasked` columns get one abstain rate for every class, since which records it was asked about says
 nothing about their class; and `known` rows of known class (the seeds it also labelled without seeing their
-labels) count in its tables as rows whose posterior is their class. Without them, EM over such a source and one
-or two sparse LFs is not identified: it could explain the unasked records as a class of their own and read
-"labelled, but not with c" as weak evidence against c.
+labels) give its tables outright. Left to EM, such a source beside one or two sparse LFs is not identified, and
+beside several LFs that vote together (keywords of one class) the latent class can drift to what those LFs
+catch, reading the source's other labels of that class as its mistakes.
 """
 from __future__ import annotations
 
@@ -71,14 +71,19 @@ class _OneHot:
 
 @dataclass(frozen=True)
 class KnownRows:
-    """Rows of known class, counted in EM as rows whose posterior is their class.
+    """Rows of known class that measure some LFs: those LFs' tables are these rows' counts (smoothed), held fixed
+    while EM fits the other LFs and the class prior around them.
 
-    `tables[j, c, o]`: how many of them are of class c and got outcome o from LF j (o == k: abstain); zero for
-    an LF whose votes there must not count (one mined from these very rows would look better than it is).
+    `tables[j, c, o]`: how many of the rows are of class c and got outcome o from LF j (o == k: abstain); all
+    zero for an LF they do not measure (one mined from these very rows would look better than it is).
     `classes[c]`: how many are of class c (they count toward the class prior)."""
 
     tables: np.ndarray
     classes: np.ndarray
+
+    @property
+    def measured(self) -> np.ndarray:
+        return self.tables.sum(axis=(1, 2)) > 0
 
     @classmethod
     def from_votes(cls, L: np.ndarray, y: np.ndarray, k: int, columns) -> "KnownRows":
@@ -132,8 +137,9 @@ def _m_step(S: _OneHot, Q_weighted, base, smoothing, k, known: KnownRows | None 
     abstains = class_mass[None, :] - votes.sum(axis=1)  # [j, class]
     counts = np.concatenate([votes, np.clip(abstains, 0.0, None)[:, None, :]], axis=1)
     counts = counts.transpose(0, 2, 1) + smoothing * base[:, None, :]  # [j, class, outcome]
-    if known is not None:
-        counts = counts + known.tables
+    if known is not None:  # the measured LFs' tables are the known rows' counts, not EM's
+        measured = known.measured
+        counts[measured] = known.tables[measured] + smoothing * base[measured][:, None, :]
         class_mass = class_mass + known.classes
     confusion = counts / counts.sum(axis=2, keepdims=True)
     for j in unasked:  # one abstain rate for every class; the votes' split stays class by class
@@ -214,7 +220,7 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
     base = _smoothing_base(votes, counts.sum())
     if known is None:
         Q = _initial_posterior(S, k, class_prior, seed)
-    else:  # start where the known rows alone put the anchored LFs: EM is slow to travel along a flat ridge
+    else:  # start from what the measured LFs say
         confusion, class_mass = _m_step(S, np.zeros((k, S.S.shape[0])), base, smoothing, k, known, unasked)
         prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
         Q, _ = _normalise(log_joint(S, prior, confusion))

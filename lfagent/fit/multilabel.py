@@ -16,10 +16,10 @@ c, its column for c is a negative vote for c, not an abstain. Read as abstains, 
 unopposed.
 Such a source was asked about some records only, so its silence elsewhere says nothing about any class: its
 columns share one abstain rate across classes in Dawid-Skene's fit. And when it also labelled rows of known class
-(the seeds, `fit(..., L_known=, Y_known=)`), those rows count toward its rates in EM; it never saw their labels,
-so they measure it honestly. (Other LFs' votes there do not count: an LF mined from the seeds looks better on
-them than it is.) Without both, EM over that source and a sparse LF or two is not identified, and it can read
-"labelled without c" as weak evidence against c (evals/results/label-set-seeds/).
+(the seeds, `fit(..., L_known=, Y_known=)`), its rates are measured there, not fitted by EM: it never saw their
+labels, so they measure it honestly. (Other LFs' votes there do not count: an LF mined from the seeds looks
+better on them than it is.) Left to EM, that source beside a sparse LF or two is not identified, and beside
+several LFs of one class the latent class can drift to what they catch (evals/results/label-set-seeds/).
 Each class gets its own binary `LabelModel`, so the k probabilities are independent (need not sum to 1).
 method="auto" without dev labels means Dawid-Skene here, not Snorkel's estimator ("metal"): a binary view
 is mostly negatives and metal keeps a fixed uniform prior, so every row without votes got 0.5 (on the
@@ -76,8 +76,8 @@ class MultiLabelModel:
 
     def fit(self, L, seed: int = 0, *, L_dev=None, Y_dev=None, L_known=None, Y_known=None) -> "MultiLabelModel":
         """Fit one binary model per class. Y_dev (n_dev x k, 0/1) with L_dev enables auto selection.
-        L_known with Y_known (the same shapes): rows of known classes on which the label-set source's votes
-        count toward its rates (see the module doc)."""
+        L_known with Y_known (the same shapes): rows of known classes that measure the label-set source's rates
+        (see the module doc)."""
         L = check_label_matrix(L, self.cardinality)
         L_dev, Y_dev = self._check_labelled(L, L_dev, Y_dev, "dev")
         L_known, Y_known = self._check_labelled(L, L_known, Y_known, "known")
