@@ -73,10 +73,10 @@ def kept_run_args(about: str | argparse.ArgumentParser) -> tuple[argparse.Namesp
     return args, load_dataset(args.dataset, args.data_dir)
 
 
-def kept_run_on_test(description: str):
+def kept_run_on_test(description: "str | argparse.ArgumentParser"):
     """For the scripts that look into a kept run (`RUN_DIR DATASET [--data-dir]`): (arguments, the run's
     labeler, the dataset, the test texts in frozen MiniLM's space (what embedding LFs read), the run's own
-    expert encoder)."""
+    expert encoder). `description`: the script's, or a parser already holding the script's own options."""
     from lfagent.data.embed import Embedder, default_cache_dir
     from lfagent.rundir.files import load_model
 
