@@ -453,3 +453,17 @@ def test_wrench_test_accuracy_matches_snorkel(name):
     metal = LabelModel(cardinality=k, method="metal").fit(L_train, seed=0).score(L_test, y_test)
     assert abs(metal - snorkel_accuracy) <= 0.01
     assert LabelModel(cardinality=k).fit(L_train, seed=0).score(L_test, y_test) >= snorkel_accuracy - 0.005
+
+
+def test_a_label_set_source_that_labelled_no_seed_is_left_to_em():
+    rng = np.random.default_rng(1)
+    L, Y, asked, said = _asked_source(rng, 3000)
+    L_seed, Y_seed, _, _ = _asked_source(rng, 100)
+    L_seed[:, 1:] = -1  # its requests for the seeds failed: nothing measures it
+    sets = {1: 0, 2: 1, 3: 2}
+    silent = MultiLabelModel(3, label_sets=sets).fit(L, seed=0, L_known=L_seed, Y_known=Y_seed)
+    alone = MultiLabelModel(3, label_sets=sets).fit(L, seed=0)
+    np.testing.assert_allclose(silent.models_[0].get_conditional_probs()[1],
+                               alone.models_[0].get_conditional_probs()[1], atol=0.05)
+    yes = asked & (said[:, 0] == 1)
+    assert silent.predict_proba(L)[yes, 0].mean() > 0.5  # its "class 0" still counts

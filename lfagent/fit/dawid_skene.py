@@ -75,7 +75,7 @@ class KnownRows:
     while EM fits the other LFs and the class prior around them.
 
     `tables[j, c, o]`: how many of the rows are of class c and got outcome o from LF j (o == k: abstain); all
-    zero for an LF they do not measure (one mined from these very rows would look better than it is).
+    zero for an LF they must not measure (one mined from these very rows would look better than it is).
     `classes[c]`: how many are of class c (they count toward the class prior)."""
 
     tables: np.ndarray
@@ -83,7 +83,8 @@ class KnownRows:
 
     @property
     def measured(self) -> np.ndarray:
-        return self.tables.sum(axis=(1, 2)) > 0
+        """The LFs that voted on some of the rows; one that only abstained there is left to EM."""
+        return self.tables[:, :, :-1].sum(axis=(1, 2)) > 0
 
     @classmethod
     def from_votes(cls, L: np.ndarray, y: np.ndarray, k: int, columns) -> "KnownRows":
@@ -218,9 +219,9 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
         patterns, _, counts = vote_patterns(votes, k)
     S = _OneHot(patterns)
     base = _smoothing_base(votes, counts.sum())
-    if known is None:
+    if known is None or not known.measured.any():
         Q = _initial_posterior(S, k, class_prior, seed)
-    else:  # start from what the measured LFs say
+    else:  # start from what the measured LFs say (from nothing measured it would be a flat start)
         confusion, class_mass = _m_step(S, np.zeros((k, S.S.shape[0])), base, smoothing, k, known, unasked)
         prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
         Q, _ = _normalise(log_joint(S, prior, confusion))

@@ -164,10 +164,11 @@ def plan_run(task: TaskSpec, seeds: Records, *, rounds: int = 3, max_llm_calls: 
     """The most a run with these settings sends to the LLM (see the module's docstring for the bounds)."""
     count, estimate = token_counter(model)
     if settings is None:
+        from lfagent.agent.annotate import BATCH_SIZE
         from lfagent.agent.rounds import LoopSettings
 
-        settings = LoopSettings(rounds=rounds, annotate=annotate, **({} if annotate_batch is None else
-                                                                     {"annotate_batch": annotate_batch}))
+        settings = LoopSettings(rounds=rounds, annotate=annotate,
+                                annotate_batch=BATCH_SIZE if annotate_batch is None else annotate_batch)
     planned = schedule(task, seeds, rounds=rounds, embed=embed, seed=seed, count=count, settings=settings)
     sent, limited_by, used, batch_start, last_batch = [], None, 0, 0, None
     for call in planned:
