@@ -8,9 +8,11 @@ that says nothing about the class), so sparse LFs with a handful of votes cannot
 Two options serve a source that labels some records and was never asked about the rest (an LLM's record
 labels): `unasked` columns get one abstain rate for every class, since which records it was asked about says
 nothing about their class; and `known` rows of known class (the seeds it also labelled without seeing their
-labels) give its tables outright. Left to EM, such a source beside one or two sparse LFs is not identified, and
-beside several LFs that vote together (keywords of one class) the latent class can drift to what those LFs
-catch, reading the source's other labels of that class as its mistakes.
+labels) give its tables outright, and every other LF is then measured against it, in one step, on the records
+it labelled. Left to EM, such a source beside one or two sparse LFs is not identified, and beside several LFs
+that vote together (keywords of one class) the latent class drifts, round by round, to what those LFs catch,
+reading the source's other labels of that class as its mistakes. Holding the source's tables fixed slowed
+the drift without stopping it.
 """
 from __future__ import annotations
 
@@ -71,8 +73,8 @@ class _OneHot:
 
 @dataclass(frozen=True)
 class KnownRows:
-    """Rows of known class that measure some LFs: those LFs' tables are these rows' counts (smoothed), held fixed
-    while EM fits the other LFs and the class prior around them.
+    """Rows of known class that measure some LFs: those LFs' tables are these rows' counts (smoothed), and the
+    other LFs and the class prior are measured against them (`fit_dawid_skene`).
 
     `tables[j, c, o]`: how many of the rows are of class c and got outcome o from LF j (o == k: abstain); all
     zero for an LF they must not measure (one mined from these very rows would look better than it is).
@@ -203,8 +205,9 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
                     smoothing: float = 1.0, max_iter: int = 300, tol: float = 1e-7,
                     seed: int = 0, max_rows: int = EM_ROWS, known: KnownRows | None = None,
                     unasked: tuple[int, ...] = ()) -> DawidSkeneFit:
-    """Fit by EM from a majority-vote start. `L` must be checked (or be its `Votes`); `class_prior` fixed if given.
-    `known` and `unasked`: see the module doc.
+    """Fit by EM from a majority-vote start; with `known` rows that measure some LF, in one step against those LFs
+    instead (see the module doc, as for `unasked`). `L` must be checked (or be its `Votes`); `class_prior` fixed
+    if given.
 
     `smoothing` is the Dirichlet pseudo-count per (LF, class) table row. EM runs on the distinct
     vote patterns weighted by their counts, so cost grows with distinct rows, not rows. Above `max_rows`
@@ -219,12 +222,9 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
         patterns, _, counts = vote_patterns(votes, k)
     S = _OneHot(patterns)
     base = _smoothing_base(votes, counts.sum())
-    if known is None or not known.measured.any():
-        Q = _initial_posterior(S, k, class_prior, seed)
-    else:  # start from what the measured LFs say (from nothing measured it would be a flat start)
-        confusion, class_mass = _m_step(S, np.zeros((k, S.S.shape[0])), base, smoothing, k, known, unasked)
-        prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
-        Q, _ = _normalise(log_joint(S, prior, confusion))
+    if known is not None and known.measured.any():
+        return _fit_against_measured(S, counts, base, smoothing, k, known, unasked, class_prior)
+    Q = _initial_posterior(S, k, class_prior, seed)
     unit_counts = bool(np.all(counts == 1.0))  # every row its own pattern: weighting changes nothing
     previous, converged, iteration = -np.inf, False, 0
     for iteration in range(1, max_iter + 1):
@@ -238,6 +238,21 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
         previous = loglik
     return DawidSkeneFit(class_prior=np.asarray(prior, float), confusion=confusion,
                          log_likelihood=loglik, n_iter=iteration, converged=converged)
+
+
+def _fit_against_measured(S: _OneHot, counts, base, smoothing, k, known: KnownRows, unasked, class_prior):
+    """The measured LFs' tables from the known rows; every other LF's (and the prior) in one step, against the
+    measured LFs' posterior on the records they vote on. No EM rounds: each would let LFs that vote together
+    pull the latent class toward what they catch."""
+    confusion, class_mass = _m_step(S, np.zeros((k, S.S.shape[0])), base, smoothing, k, known, unasked)
+    prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
+    Q, _ = _normalise(log_joint(S, prior, confusion))
+    columns = np.concatenate([np.arange(j * k, (j + 1) * k) for j in np.flatnonzero(known.measured)])
+    voted = np.asarray(abs(S.S[:, columns]).sum(axis=1)).ravel() > 0  # patterns where a measured LF votes
+    confusion, class_mass = _m_step(S, Q * (counts * voted), base, smoothing, k, known, unasked)
+    prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
+    return DawidSkeneFit(class_prior=np.asarray(prior, float), confusion=confusion, log_likelihood=float("nan"),
+                         n_iter=1, converged=True)
 
 
 def dawid_skene_proba(L: np.ndarray, fit: DawidSkeneFit) -> np.ndarray:

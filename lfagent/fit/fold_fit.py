@@ -352,7 +352,7 @@ def vouched_lfs(candidates: list[LabelingFunction], L_unl: np.ndarray, corpus: C
 def fit_label_model(L_unl, L_dev, y_dev, corpus: Corpus, config: PipelineConfig, lfs: list[LabelingFunction]):
     """The label model over the columns of `lfs`. Multi-label: the LLM's per-class record-label LFs are one
     source's label sets, whose silence on a record it labelled is a vote against, and whose rates are measured
-    on the seeds (`L_dev`: the fold's training seeds only; multilabel.py)."""
+    on the seeds (`L_dev`: the fold's training seeds only), the other LFs' against it (multilabel.py)."""
     if corpus.multi_label:
         label_sets = {j: corpus.class_names.index(lf.label) for j, lf in enumerate(lfs)
                       if lf.kind == "lookup" and lf.provenance.source == ANNOTATION_SOURCE and lf.label}

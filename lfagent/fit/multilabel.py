@@ -16,10 +16,11 @@ c, its column for c is a negative vote for c, not an abstain. Read as abstains, 
 unopposed.
 Such a source was asked about some records only, so its silence elsewhere says nothing about any class: its
 columns share one abstain rate across classes in Dawid-Skene's fit. And when it also labelled rows of known class
-(the seeds, `fit(..., L_known=, Y_known=)`), its rates are measured there, not fitted by EM: it never saw their
-labels, so they measure it honestly. (Other LFs' votes there do not count: an LF mined from the seeds looks
-better on them than it is.) Left to EM, that source beside a sparse LF or two is not identified, and beside
-several LFs of one class the latent class can drift to what they catch (evals/results/label-set-seeds/).
+(the seeds, `fit(..., L_known=, Y_known=)`), its rates are measured there (it never saw their labels, so they
+measure it honestly), and the other LFs are measured against it on the records it labelled, without EM. (Other
+LFs' votes on the seeds do not count: an LF mined from the seeds looks better on them than it is.) Left to EM,
+that source beside a sparse LF or two is not identified, and beside several LFs of one class the latent class
+drifts to what they catch (evals/results/label-set-seeds/).
 Each class gets its own binary `LabelModel`, so the k probabilities are independent (need not sum to 1).
 method="auto" without dev labels means Dawid-Skene here, not Snorkel's estimator ("metal"): a binary view
 is mostly negatives and metal keeps a fixed uniform prior, so every row without votes got 0.5 (on the
