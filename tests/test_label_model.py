@@ -492,3 +492,14 @@ def test_lfs_that_vote_together_do_not_pull_the_class_away_from_a_measured_sourc
     rows = (said[:, 0] == 1) & (L[:, :4] == -1).all(axis=1)  # the LLM says a, no keyword fires
     assert Y[rows, 0].mean() > 0.85
     assert model.predict_proba(L)[rows, 0].mean() > 0.6  # 0.036 with the LLM's rates fixed inside EM
+
+
+def test_a_source_measured_on_the_seeds_that_labelled_no_record_leaves_the_other_lfs_to_em():
+    rng = np.random.default_rng(2)
+    L, Y, asked, said = _asked_source(rng, 3000)
+    L_seed, Y_seed, _, _ = _asked_source(rng, 100)
+    L[:, 1:] = -1  # its budget ran out after the seeds
+    sets = {1: 0, 2: 1, 3: 2}
+    model = MultiLabelModel(3, label_sets=sets).fit(L, seed=0, L_known=L_seed, Y_known=Y_seed)
+    keyword = L[:, 0] == 0
+    assert model.predict_proba(L)[keyword, 0].mean() > 0.5  # the keyword counts (0.18, the prior, before)

@@ -223,7 +223,9 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
     S = _OneHot(patterns)
     base = _smoothing_base(votes, counts.sum())
     if known is not None and known.measured.any():
-        return _fit_against_measured(S, counts, base, smoothing, k, known, unasked, class_prior)
+        fit = _fit_against_measured(S, counts, base, smoothing, k, known, unasked, class_prior)
+        if fit is not None:
+            return fit
     Q = _initial_posterior(S, k, class_prior, seed)
     unit_counts = bool(np.all(counts == 1.0))  # every row its own pattern: weighting changes nothing
     previous, converged, iteration = -np.inf, False, 0
@@ -240,15 +242,19 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
                          log_likelihood=loglik, n_iter=iteration, converged=converged)
 
 
-def _fit_against_measured(S: _OneHot, counts, base, smoothing, k, known: KnownRows, unasked, class_prior):
+def _fit_against_measured(S: _OneHot, counts, base, smoothing, k, known: KnownRows, unasked,
+                          class_prior) -> DawidSkeneFit | None:
     """The measured LFs' tables from the known rows; every other LF's (and the prior) in one step, against the
     measured LFs' posterior on the records they vote on. No EM rounds: each would let LFs that vote together
-    pull the latent class toward what they catch."""
+    pull the latent class toward what they catch. None when they vote on no record (nothing to measure
+    against: EM fits the others then)."""
     confusion, class_mass = _m_step(S, np.zeros((k, S.S.shape[0])), base, smoothing, k, known, unasked)
     prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
     Q, _ = _normalise(log_joint(S, prior, confusion))
     columns = np.concatenate([np.arange(j * k, (j + 1) * k) for j in np.flatnonzero(known.measured)])
     voted = np.asarray(abs(S.S[:, columns]).sum(axis=1)).ravel() > 0  # patterns where a measured LF votes
+    if not voted.any():
+        return None
     confusion, class_mass = _m_step(S, Q * (counts * voted), base, smoothing, k, known, unasked)
     prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
     return DawidSkeneFit(class_prior=np.asarray(prior, float), confusion=confusion, log_likelihood=float("nan"),
