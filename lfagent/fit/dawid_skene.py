@@ -11,8 +11,8 @@ nothing about their class; and `known` rows of known class (the seeds it also la
 labels) give its tables outright, and every other LF is then measured against it, in one step, on the records
 it labelled. Left to EM, such a source beside one or two sparse LFs is not identified, and beside several LFs
 that vote together (keywords of one class) the latent class drifts, round by round, to what those LFs catch,
-reading the source's other labels of that class as its mistakes. Holding the source's tables fixed slowed
-the drift without stopping it.
+reading the source's other labels of that class as its mistakes. Holding only the source's tables fixed
+inside EM does not stop that: the other LFs' tables still sharpen round by round.
 """
 from __future__ import annotations
 
