@@ -289,9 +289,9 @@ class Session:
         """Have the LLM label `n` records the model is least sure of, and every seed, `batch_size` records a
         request (default 10); its labels become the candidate LF `llm_annotations`, scored at the next fit (see
         agent/annotate.py)."""
-        from lfagent.agent.annotate import BATCH_SIZE, annotate_records
+        from lfagent.agent.annotate import annotate_records
 
-        return annotate_records(self, n, round_=round_, batch_size=BATCH_SIZE if batch_size is None else batch_size)
+        return annotate_records(self, n, round_=round_, batch_size=batch_size)
 
     def seed_members(self) -> np.ndarray:
         """n_seed x k bool: is seed i of class c."""

@@ -111,19 +111,19 @@ class AnnotationReport:
         return self.seeds_right / self.seeds_labelled if self.seeds_labelled else None
 
 
-def annotate_records(session, n: int, *, round_: int = 0, batch_size: int = BATCH_SIZE) -> AnnotationReport:
-    """Have the LLM label `n` chosen unlabeled records and every seed, `batch_size` records a request; store its
-    labels as the LF `llm_annotations` (a candidate: the next fit scores it). Multi-label tasks get every class
-    that applies, stored as one such LF per class (`llm_annotations_CLASS`, voting the class where the LLM gave
-    it). Records it labelled before are kept and not asked again. A resumed run asks the requests of the plan it
-    stored, with that plan's batch size, so the response cache answers those already paid. Returns what was
-    asked, labelled and spent."""
+def annotate_records(session, n: int, *, round_: int = 0, batch_size: int | None = None) -> AnnotationReport:
+    """Have the LLM label `n` chosen unlabeled records and every seed, `batch_size` records a request (None:
+    BATCH_SIZE); store its labels as the LF `llm_annotations` (a candidate: the next fit scores it). Multi-label
+    tasks get every class that applies, stored as one such LF per class (`llm_annotations_CLASS`, voting the class
+    where the LLM gave it). Records it labelled before are kept and not asked again. A resumed run asks the
+    requests of the plan it stored, with that plan's batch size, so the response cache answers those already
+    paid. Returns what was asked, labelled and spent."""
     from lfagent.propose.llm_labels import labels_request, parse_label_sets, parse_labels
     from lfagent.propose.prompting import PromptContext
 
     if n < 0:
         raise InputError(f"annotate: the number of records must be >= 0, got {n}")
-    check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size)
     if session.llm is None:
         raise InputError("annotation needs an LLM (--llm local or openai:MODEL), this session has none")
     multi, names = session.task.multi_label, session.task.class_names
@@ -201,7 +201,10 @@ def _annotation_lfs(known: dict, names: list[str], multi: bool, *, model: str, r
     return out
 
 
-def check_batch_size(batch_size: int) -> int:
+def check_batch_size(batch_size: int | None) -> int:
+    """Records a labelling request: `batch_size`, checked; None: BATCH_SIZE."""
+    if batch_size is None:
+        return BATCH_SIZE
     if not 1 <= batch_size <= MAX_BATCH:
         raise InputError(f"--annotate-batch: records per request must be 1 to {MAX_BATCH}, got {batch_size}")
     return batch_size

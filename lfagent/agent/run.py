@@ -32,10 +32,10 @@ def run_agent(task_path: Path, run_dir: Path, *, llm: str | None = None, rounds:
     `expert`: "finetuned" or "frozen" (None: $LFAGENT_EXPERT, else finetuned); `expert_steps` caps each
     fine-tune (fit/fewshot_views.py; None: PipelineConfig's cap).
     """
-    from lfagent.agent.annotate import BATCH_SIZE, check_batch_size, default_annotate
+    from lfagent.agent.annotate import check_batch_size, default_annotate
 
     llm = llm or "auto"
-    annotate_batch = check_batch_size(BATCH_SIZE if annotate_batch is None else annotate_batch)
+    annotate_batch = check_batch_size(annotate_batch)
     if annotate is None:
         annotate = default_annotate(llm)
     elif annotate > 0 and llm == "none":

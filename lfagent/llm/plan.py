@@ -145,7 +145,7 @@ def label_requests(task: TaskSpec, seeds: Records, n: int, batch: int | None = N
     """The record-labelling requests of --annotate N, `batch` records a request (default BATCH_SIZE): every
     distinct seed, then N records whose texts are unknown before the run, counted at the longest text a prompt
     shows (agent/annotate.py)."""
-    from lfagent.agent.annotate import BATCH_SIZE, check_batch_size
+    from lfagent.agent.annotate import check_batch_size
     from lfagent.lf import text_key
     from lfagent.propose.llm_labels import MAX_RECORD_CHARS, labels_request
     from lfagent.propose.prompting import PromptContext
@@ -153,7 +153,7 @@ def label_requests(task: TaskSpec, seeds: Records, n: int, batch: int | None = N
     distinct = {text_key(text): text for text in reversed(seeds.texts)}  # the first of each, as annotate asks
     texts = [distinct[key] for key in dict.fromkeys(text_key(t) for t in seeds.texts)] + ["x" * MAX_RECORD_CHARS] * n
     context = PromptContext(task=task, examples={})
-    batch = check_batch_size(BATCH_SIZE if batch is None else batch)
+    batch = check_batch_size(batch)
     return [labels_request(context, texts[i:i + batch]) for i in range(0, len(texts), batch)]
 
 
