@@ -462,8 +462,8 @@ def test_the_final_fit_judges_llm_lfs_by_the_fine_tuned_expert():
 
 def test_a_multi_label_run_measures_the_llms_label_sets_on_the_seeds_it_labelled():
     """An LLM asked about 80% of the records and one keyword: every fit's label model (each fold's on its training
-    seeds, the final one on all) counts the LLM's votes on the seeds, so its "labelled without class a" is read
-    as the strong evidence it is (fit/multilabel.py)."""
+    seeds, the final one on all) measures the LLM on the seeds, so its "labelled without class a" is read as the
+    strong evidence it is (fit/multilabel.py)."""
     from lfagent.fit.corpus import Corpus
     from lfagent.fit.crossfit import run_pipeline
     from lfagent.fit.fold_fit import PipelineConfig
@@ -494,7 +494,8 @@ def test_a_multi_label_run_measures_the_llms_label_sets_on_the_seeds_it_labelled
     assert unl[no, 0].mean() < 0.03
     model = result.labeler.fitted_label_model()
     assert model.predict_proba(L)[no, 0].mean() < 0.05  # 0.16 before the seeds counted
-    sets = {j: names.index(lf.label) for j, lf in enumerate(result.labeler.lfs) if lf.provenance.source == ANNOTATION_SOURCE}
+    sets = {j: names.index(lf.label) for j, lf in enumerate(result.labeler.lfs)
+            if lf.provenance.source == ANNOTATION_SOURCE}
     table = model.models_[0].get_conditional_probs()
     column = kept.index(annotation_lf_name("a"))
     assert binary_view(L, 0, label_sets=sets)[:, column].max() == 1

@@ -69,7 +69,8 @@ def main() -> None:
             table = binary.get_conditional_probs()
             column = next((j for j, cls in sets.items() if cls == c), None)
             if column is not None:
-                rates.append(f"{names[c]} {table[column, 1, 1]:.2f}/{table[column, 1, 0]:.2f}/{table[column, 0, 1]:.3f}")
+                rates.append(f"{names[c]} {table[column, 1, 1]:.2f}/{table[column, 1, 0]:.2f}/"
+                             f"{table[column, 0, 1]:.3f}")
         print(f"- {name}: " + "; ".join(rates))
 
 
