@@ -473,21 +473,11 @@ def test_lfs_that_vote_together_do_not_pull_the_class_away_from_a_measured_sourc
     """Four keyword LFs fire together on the half of class a they catch; an LLM labels every record and the
     seeds. EM let the latent class drift, round by round, to what the keywords catch, so the LLM's other labels
     of a read as its mistakes; measured against the LLM, the keywords cannot move the class."""
+    from evals.experiments.correlated_lfs import draw
+
     rng = np.random.default_rng(1)
-
-    def draw(n):
-        Y = np.zeros((n, 2), int)
-        Y[:, 0] = rng.random(n) < 0.3
-        Y[:, 1] = 1 - Y[:, 0]
-        caught = (Y[:, 0] == 1) & (rng.random(n) < 0.5)
-        said = (rng.random((n, 2)) < np.where(Y == 1, 0.9, 0.03)).astype(int)
-        none = said.sum(axis=1) == 0
-        said[none, Y[none].argmax(axis=1)] = 1
-        keywords = [np.where(rng.random(n) < np.where(caught, 0.8, 0.01), 0, -1) for _ in range(4)]
-        return np.column_stack(keywords + [np.where(said[:, c] == 1, c, -1) for c in range(2)]), Y, said
-
-    L, Y, said = draw(3000)
-    L_seed, Y_seed, _ = draw(100)
+    L, Y, said = draw(rng, 3000, keywords=4)
+    L_seed, Y_seed, _ = draw(rng, 100, keywords=4)
     model = MultiLabelModel(2, label_sets={4: 0, 5: 1}).fit(L, seed=0, L_known=L_seed, Y_known=Y_seed)
     rows = (said[:, 0] == 1) & (L[:, :4] == -1).all(axis=1)  # the LLM says a, no keyword fires
     assert Y[rows, 0].mean() > 0.85
