@@ -62,7 +62,8 @@ def main() -> None:
         lm = model.predict_proba(L_test)
         joined = [micro_f1(join_experts(lm, expert, covered, True, "product", weight=w) >= 0.5, y) for w in weights]
         print(f"| {name} | {micro_f1(lm >= 0.5, y)} | " + " | ".join(joined) + " |")
-    print("\nthe LLM's rates per class, P(vote | class), as each label model holds them (yes|c, no|c, yes|not c)")
+    print("\nthe LLM's rates per class, P(vote | class), as each label model holds them (yes|c, no|c, yes|not c),"
+          " and the class's prior")
     for name, model in models.items():
         rates = []
         for c, binary in enumerate(model.models_):
@@ -70,7 +71,7 @@ def main() -> None:
             column = next((j for j, cls in sets.items() if cls == c), None)
             if column is not None:
                 rates.append(f"{names[c]} {table[column, 1, 1]:.2f}/{table[column, 1, 0]:.2f}/"
-                             f"{table[column, 0, 1]:.3f}")
+                             f"{table[column, 0, 1]:.3f} (prior {binary.class_prior_[1]:.2f})")
         print(f"- {name}: " + "; ".join(rates))
 
 
