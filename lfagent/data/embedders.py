@@ -119,13 +119,15 @@ def no_transformers_bars():
 
 
 def load_sentence_transformer(path: str | Path):
-    """A SentenceTransformer on CPU from a local folder, offline, without transformers' "Loading weights" bar
-    (lfagent draws its own progress)."""
+    """A SentenceTransformer from a local folder, offline, on the GPU if there is one (data/device.py), without
+    transformers' "Loading weights" bar (lfagent draws its own progress)."""
     _offline_env()
     from sentence_transformers import SentenceTransformer
 
+    from lfagent.data.device import torch_device
+
     with no_transformers_bars():
-        return SentenceTransformer(str(path), device="cpu")
+        return SentenceTransformer(str(path), device=torch_device())
 
 
 def files_digest(folder: Path):
@@ -250,6 +252,8 @@ class StaticEncoder:
 
     def _build(self) -> None:
         _offline_env()
+        from lfagent.data.device import torch_device
+
         try:
             from model2vec.distill import distill
         except ImportError as exc:
@@ -262,7 +266,7 @@ class StaticEncoder:
         try:
             with _no_distill_bar():
                 model = distill(str(self.source), pca_dims=self.pca_dims, sif_coefficient=self.sif_coefficient,
-                                device="cpu", quantize_to="float32")
+                                device=torch_device(), quantize_to="float32")
             model.save_pretrained(str(tmp))
             try:
                 os.rename(tmp, self.path)

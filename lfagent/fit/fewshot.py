@@ -19,6 +19,7 @@ fine-tune and head never saw it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -91,7 +92,7 @@ def capped_threads(n: int | None = None):
 
 
 def load_encoder(path: str | Path | None = None):
-    """A SentenceTransformer on CPU from `path` (default: the bundled all-MiniLM-L6-v2), never the hub."""
+    """A SentenceTransformer from `path` (default: the bundled all-MiniLM-L6-v2), never the hub."""
     _quiet_env()
     from lfagent.data.embedders import load_sentence_transformer
 
@@ -149,7 +150,8 @@ def fine_tune_encoder(texts: list[str], y, *, multi_label: bool, seed: int, pair
     labels = [list(map(int, row)) for row in y] if multi_label else [int(v) for v in y]
     model = SetFitModel(model_body=body, multi_target_strategy="one-vs-rest" if multi_label else None)
     _quiet_libraries()
-    with tempfile.TemporaryDirectory(prefix="lfagent-fewshot-") as tmp, capped_threads(), warnings.catch_warnings():
+    with tempfile.TemporaryDirectory(prefix="lfagent-fewshot-") as tmp, capped_threads(), warnings.catch_warnings(), \
+            _trainer_device(str(body.device)):
         warnings.simplefilter("ignore")
         args = TrainingArguments(output_dir=tmp, batch_size=batch_size, num_epochs=epochs, **extra,
                                  num_iterations=pair_iterations, seed=seed,
@@ -203,6 +205,24 @@ def cpu_flags() -> set[str]:
 
 
 @contextlib.contextmanager
+def _trainer_device(device: str):
+    """The trainer fine-tunes where the encoder was loaded (data/device.py). Left alone, transformers' trainer
+    moves it to any GPU it finds (Apple's too), and setfit builds the trainer's arguments itself, so a CPU
+    choice is passed on as `use_cpu` to the arguments setfit builds, for this fine-tune only."""
+    if not device.startswith("cpu"):
+        yield
+        return
+    from unittest import mock
+
+    import setfit.trainer as setfit_trainer
+
+    plain = setfit_trainer.SentenceTransformerTrainingArguments
+    with mock.patch.object(setfit_trainer, "SentenceTransformerTrainingArguments",
+                           functools.partial(plain, use_cpu=True)):
+        yield
+
+
+@contextlib.contextmanager
 def _autocast(precision: str, body):
     """bfloat16 autocast for the transformer's layers only: pooling, normalisation and the loss stay float32.
 
@@ -217,7 +237,7 @@ def _autocast(precision: str, body):
     plain = transformer.forward
 
     def forward(features, *args, **kwargs):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(features["input_ids"].device.type, dtype=torch.bfloat16):
             out = plain(features, *args, **kwargs)
         return {key: value.float() if torch.is_tensor(value) and value.is_floating_point() else value
                 for key, value in out.items()}

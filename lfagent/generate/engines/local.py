@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.util
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -61,8 +62,8 @@ def _run_pool(items, job: LabelJob, commit: Commit, pool, task, fmt: str, worker
     rows = 0
     in_flight: deque = deque()
     # fork starts a worker in milliseconds (spawn re-imports scipy & co. for seconds); but never fork a
-    # parent that holds sandbox pipes and threads.
-    context = multiprocessing.get_context("spawn" if pool is not None else "fork")
+    # parent that holds sandbox pipes and threads, or a CUDA context (a forked child cannot use it).
+    context = multiprocessing.get_context("spawn" if pool is not None or _cuda_started() else "fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(job, task, fmt)) as executor, _cancel_on_interrupt(executor):
         for item in items:
@@ -78,6 +79,11 @@ def _run_pool(items, job: LabelJob, commit: Commit, pool, task, fmt: str, worker
         while in_flight:
             rows += _commit_oldest(in_flight, commit)
     return rows
+
+
+def _cuda_started() -> bool:
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
 
 
 def _commit_oldest(in_flight: deque, commit: Commit) -> int:
