@@ -152,6 +152,11 @@ def _m_step(S: _OneHot, Q_weighted, base, smoothing, k, known: KnownRows | None 
     return confusion, class_mass
 
 
+def _prior(class_mass: np.ndarray, class_prior: np.ndarray | None, k: int) -> np.ndarray:
+    """The class prior: the fixed one if given, else the class mass smoothed by one per class."""
+    return class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
+
+
 def log_joint(S: _OneHot, class_prior: np.ndarray, confusion: np.ndarray) -> np.ndarray:
     """k x n log P(Y = c, L_i) under conditional independence of the LFs given Y."""
     n_lfs, k, _ = confusion.shape
@@ -231,7 +236,7 @@ def fit_dawid_skene(L: np.ndarray | Votes, cardinality: int, *, class_prior: np.
     previous, converged, iteration = -np.inf, False, 0
     for iteration in range(1, max_iter + 1):
         confusion, class_mass = _m_step(S, Q if unit_counts else Q * counts, base, smoothing, k, known, unasked)
-        prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
+        prior = _prior(class_mass, class_prior, k)
         Q, row_loglik = _normalise(log_joint(S, prior, confusion))
         loglik = float(row_loglik @ counts)
         if abs(loglik - previous) <= tol * max(1.0, abs(loglik)):
@@ -249,14 +254,14 @@ def _fit_against_measured(S: _OneHot, counts, base, smoothing, k, known: KnownRo
     pull the latent class toward what they catch. None when they vote on no record (nothing to measure
     against: EM fits the others then)."""
     confusion, class_mass = _m_step(S, np.zeros((k, S.S.shape[0])), base, smoothing, k, known, unasked)
-    prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
+    prior = _prior(class_mass, class_prior, k)
     Q, _ = _normalise(log_joint(S, prior, confusion))
     columns = np.concatenate([np.arange(j * k, (j + 1) * k) for j in np.flatnonzero(known.measured)])
     voted = np.asarray(abs(S.S[:, columns]).sum(axis=1)).ravel() > 0  # patterns where a measured LF votes
     if not voted.any():
         return None
     confusion, class_mass = _m_step(S, Q * (counts * voted), base, smoothing, k, known, unasked)
-    prior = class_prior if class_prior is not None else (class_mass + 1.0) / (class_mass.sum() + k)
+    prior = _prior(class_mass, class_prior, k)
     return DawidSkeneFit(class_prior=np.asarray(prior, float), confusion=confusion, log_likelihood=float("nan"),
                          n_iter=1, converged=True)
 
