@@ -34,11 +34,6 @@ def torch_device() -> str:
         built = "with" if torch.version.cuda else "without"
         raise InputError(f"${DEVICE_ENV}=cuda, but torch sees no CUDA GPU (torch {torch.__version__}, built {built} "
                          f"CUDA); unset it to run on the CPU")
-    if wanted == "mps" and not _mps_available(torch):
+    if wanted == "mps" and not torch.backends.mps.is_available():
         raise InputError(f"${DEVICE_ENV}=mps, but torch sees no Apple GPU; unset it to run on the CPU")
     return wanted
-
-
-def _mps_available(torch) -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
